@@ -1,0 +1,450 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * agg: see agg.h.
+ *
+ * The rollup table is open addressing with linear probing over a power-of-
+ * two array of 40-byte slots (16-byte key, three counters); a slot with
+ * events == 0 is empty, since a key exists only once an event was added.
+ * It grows at 3/4 full, before an add starts, so an add can't fail half
+ * way.
+ *
+ * The interner maps a code to a 32-bit id. Strings live in 64 KiB blocks
+ * that never move; id -> string goes through a fixed array of pages, so the
+ * flush thread can resolve the ids of a frozen table while the loop thread
+ * interns new codes (it only ever writes slots the reader does not look
+ * at, and the freeze's mutex orders the writes before the reads).
+ */
+#include "agg.h"
+
+#include <errno.h>
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define MS_PER_HOUR 3600000LL
+#define TABLE_MIN 1024
+
+struct key {
+	uint32_t hour;		/* hours since the epoch */
+	uint32_t service;	/* interned id */
+	uint32_t region;	/* interned id */
+	uint8_t channel, outcome, assisted, pad;
+};
+
+struct slot {
+	struct key k;
+	uint64_t events;	/* 0 = empty slot */
+	uint64_t duration_ms_sum;
+	uint64_t duration_events;
+};
+
+struct agg_table {
+	struct slot *slots;
+	size_t cap;		/* power of two */
+	size_t n;
+};
+
+/* ------------------------------------------------------------- interner */
+
+#define PAGE_IDS 1024
+#define MAX_PAGES 4096		/* 4M distinct codes */
+#define BLOCK_SIZE 65536
+
+struct intern_slot {
+	uint32_t hash;
+	uint32_t id;		/* id + 1; 0 = empty */
+};
+
+struct interner {
+	const char **pages[MAX_PAGES];
+	uint32_t n;		/* ids handed out */
+	struct intern_slot *slots;
+	size_t cap;
+	char *block;		/* current string block */
+	size_t block_used;
+	char **blocks;		/* every block, for free */
+	size_t nblocks;
+};
+
+struct agg {
+	pthread_mutex_t mu;
+	struct agg_table tables[2];
+	struct agg_table *active;
+	struct agg_table *frozen;	/* NULL when none is out */
+	uint64_t position;		/* highest added */
+	uint64_t frozen_position;
+	struct interner codes;		/* services and regions share it */
+};
+
+static uint32_t
+hash_bytes(const char *s, size_t len)
+{
+	uint32_t h = 2166136261u;	/* FNV-1a: codes are short */
+
+	for (size_t i = 0; i < len; i++) {
+		h ^= (unsigned char)s[i];
+		h *= 16777619u;
+	}
+	return h;
+}
+
+static const char *
+intern_str(const struct interner *in, uint32_t id)
+{
+	return in->pages[id / PAGE_IDS][id % PAGE_IDS];
+}
+
+static int
+intern_grow(struct interner *in)
+{
+	size_t ncap = in->cap ? in->cap * 2 : 1024;
+	struct intern_slot *ns = calloc(ncap, sizeof(*ns));
+
+	if (ns == NULL)
+		return -1;
+	for (size_t i = 0; i < in->cap; i++) {
+		size_t j;
+		if (in->slots[i].id == 0)
+			continue;
+		j = in->slots[i].hash & (ncap - 1);
+		while (ns[j].id != 0)
+			j = (j + 1) & (ncap - 1);
+		ns[j] = in->slots[i];
+	}
+	free(in->slots);
+	in->slots = ns;
+	in->cap = ncap;
+	return 0;
+}
+
+static char *
+intern_copy(struct interner *in, const char *s, size_t len)
+{
+	char *p;
+
+	if (in->block == NULL || in->block_used + len + 1 > BLOCK_SIZE) {
+		char **nb = realloc(in->blocks, (in->nblocks + 1) *
+		    sizeof(*nb));
+		if (nb == NULL)
+			return NULL;
+		in->blocks = nb;
+		in->block = malloc(BLOCK_SIZE);
+		if (in->block == NULL)
+			return NULL;
+		in->blocks[in->nblocks++] = in->block;
+		in->block_used = 0;
+	}
+	p = in->block + in->block_used;
+	memcpy(p, s, len);
+	p[len] = '\0';
+	in->block_used += len + 1;
+	return p;
+}
+
+/* The id of s, made if new. -1 on ENOMEM or ENOSPC. len must be < 1 KiB. */
+static int64_t
+intern(struct interner *in, const char *s, size_t len)
+{
+	uint32_t h = hash_bytes(s, len);
+	size_t i;
+	uint32_t id;
+	char *copy;
+
+	if (in->cap == 0 && intern_grow(in) == -1)
+		return -1;
+	/* The table is never over 3/4 full, so the probe ends. */
+	for (i = h & (in->cap - 1); in->slots[i].id != 0;
+	    i = (i + 1) & (in->cap - 1)) {
+		const char *t;
+		if (in->slots[i].hash != h)
+			continue;
+		t = intern_str(in, in->slots[i].id - 1);
+		if (strncmp(t, s, len) == 0 && t[len] == '\0')
+			return in->slots[i].id - 1;
+	}
+	if (in->n >= (uint32_t)PAGE_IDS * MAX_PAGES) {
+		errno = ENOSPC;
+		return -1;
+	}
+	/*
+	 * Grow only for a new code: looking up a known one must not fail,
+	 * since agg_add's second pass relies on it.
+	 */
+	if (((size_t)in->n + 1) * 4 > in->cap * 3) {
+		if (intern_grow(in) == -1)
+			return -1;
+		for (i = h & (in->cap - 1); in->slots[i].id != 0;
+		    i = (i + 1) & (in->cap - 1))
+			;
+	}
+	id = in->n;
+	if (in->pages[id / PAGE_IDS] == NULL) {
+		in->pages[id / PAGE_IDS] = calloc(PAGE_IDS, sizeof(char *));
+		if (in->pages[id / PAGE_IDS] == NULL)
+			return -1;
+	}
+	copy = intern_copy(in, s, len);
+	if (copy == NULL)
+		return -1;
+	in->pages[id / PAGE_IDS][id % PAGE_IDS] = copy;
+	in->n++;
+	in->slots[i].hash = h;
+	in->slots[i].id = id + 1;
+	return id;
+}
+
+static void
+intern_free(struct interner *in)
+{
+	for (size_t i = 0; i < MAX_PAGES && in->pages[i] != NULL; i++)
+		free(in->pages[i]);
+	for (size_t i = 0; i < in->nblocks; i++)
+		free(in->blocks[i]);
+	free(in->blocks);
+	free(in->slots);
+}
+
+/* ---------------------------------------------------------- rollup table */
+
+static uint64_t
+key_hash(const struct key *k)
+{
+	uint64_t a, b;
+
+	memcpy(&a, k, 8);
+	memcpy(&b, (const char *)k + 8, 8);
+	a ^= b * 0x9e3779b97f4a7c15ULL;
+	a ^= a >> 32;
+	a *= 0xd6e8feb86659fd93ULL;
+	a ^= a >> 29;
+	return a;
+}
+
+static int
+key_eq(const struct key *x, const struct key *y)
+{
+	return memcmp(x, y, sizeof(*x)) == 0;
+}
+
+static struct slot *
+table_find(struct agg_table *t, const struct key *k)
+{
+	size_t mask = t->cap - 1;
+	size_t i = key_hash(k) & mask;
+
+	while (t->slots[i].events != 0 && !key_eq(&t->slots[i].k, k))
+		i = (i + 1) & mask;
+	return &t->slots[i];
+}
+
+static int
+table_resize(struct agg_table *t, size_t ncap)
+{
+	struct agg_table nt = { calloc(ncap, sizeof(struct slot)), ncap, 0 };
+
+	if (nt.slots == NULL)
+		return -1;
+	for (size_t i = 0; i < t->cap; i++)
+		if (t->slots[i].events != 0) {
+			*table_find(&nt, &t->slots[i].k) = t->slots[i];
+			nt.n++;
+		}
+	free(t->slots);
+	*t = nt;
+	return 0;
+}
+
+/* Makes room for n more keys without crossing 3/4 full. */
+static int
+table_reserve(struct agg_table *t, size_t n)
+{
+	size_t ncap = t->cap ? t->cap : TABLE_MIN;
+
+	while ((t->n + n) * 4 > ncap * 3)
+		ncap *= 2;
+	if (ncap == t->cap)
+		return 0;
+	return table_resize(t, ncap);
+}
+
+static void
+table_clear(struct agg_table *t)
+{
+	/* Shrink a table that a burst made large, so memory comes back. */
+	if (t->cap > TABLE_MIN && t->n * 8 < t->cap) {
+		free(t->slots);
+		t->slots = NULL;
+		t->cap = 0;
+	} else if (t->slots != NULL) {
+		memset(t->slots, 0, t->cap * sizeof(*t->slots));
+	}
+	t->n = 0;
+}
+
+/* ------------------------------------------------------------------ API */
+
+int64_t
+agg_hour_bucket(int64_t ms)
+{
+	return ms / MS_PER_HOUR * 3600;
+}
+
+struct agg *
+agg_new(void)
+{
+	struct agg *a = calloc(1, sizeof(*a));
+
+	if (a == NULL)
+		return NULL;
+	if (pthread_mutex_init(&a->mu, NULL) != 0) {
+		free(a);
+		return NULL;
+	}
+	a->active = &a->tables[0];
+	return a;
+}
+
+void
+agg_free(struct agg *a)
+{
+	if (a == NULL)
+		return;
+	free(a->tables[0].slots);
+	free(a->tables[1].slots);
+	intern_free(&a->codes);
+	pthread_mutex_destroy(&a->mu);
+	free(a);
+}
+
+int
+agg_add(struct agg *a, const struct agg_event *ev, size_t n,
+    uint64_t position)
+{
+	struct agg_table *t;
+	int rc = -1;
+
+	pthread_mutex_lock(&a->mu);
+	t = a->active;
+	if (table_reserve(t, n) == -1) {
+		errno = ENOMEM;
+		goto out;
+	}
+	/*
+	 * All or nothing: intern every code first, the only step that can
+	 * fail (an unused code is harmless); then count, which can't fail.
+	 */
+	for (size_t i = 0; i < n; i++)
+		if (intern(&a->codes, ev[i].service, ev[i].service_len) < 0 ||
+		    intern(&a->codes, ev[i].region, ev[i].region_len) < 0)
+			goto out;
+	for (size_t i = 0; i < n; i++) {
+		struct key k;
+		struct slot *s;
+
+		memset(&k, 0, sizeof(k));
+		k.hour = (uint32_t)(ev[i].occurred_at_ms / MS_PER_HOUR);
+		k.service = (uint32_t)intern(&a->codes, ev[i].service,
+		    ev[i].service_len);
+		k.region = (uint32_t)intern(&a->codes, ev[i].region,
+		    ev[i].region_len);
+		k.channel = ev[i].channel;
+		k.outcome = ev[i].outcome;
+		k.assisted = ev[i].assisted != 0;
+		s = table_find(t, &k);
+		if (s->events == 0) {
+			s->k = k;
+			t->n++;
+		}
+		s->events++;
+		if (ev[i].duration_ms != 0) {
+			s->duration_ms_sum += ev[i].duration_ms;
+			s->duration_events++;
+		}
+	}
+	if (position > a->position)
+		a->position = position;
+	rc = 0;
+out:
+	pthread_mutex_unlock(&a->mu);
+	return rc;
+}
+
+struct agg_table *
+agg_freeze(struct agg *a, uint64_t *position)
+{
+	struct agg_table *t;
+
+	pthread_mutex_lock(&a->mu);
+	if (a->frozen == NULL) {
+		a->frozen = a->active;
+		a->frozen_position = a->position;
+		a->active = a->frozen == &a->tables[0] ? &a->tables[1]
+		    : &a->tables[0];
+	}
+	t = a->frozen;
+	*position = a->frozen_position;
+	pthread_mutex_unlock(&a->mu);
+	return t;
+}
+
+void
+agg_release(struct agg *a, struct agg_table *t)
+{
+	pthread_mutex_lock(&a->mu);
+	if (t == a->frozen) {
+		table_clear(t);
+		a->frozen = NULL;
+	}
+	pthread_mutex_unlock(&a->mu);
+}
+
+size_t
+agg_table_keys(const struct agg_table *t)
+{
+	return t->n;
+}
+
+void
+agg_table_foreach(const struct agg *a, const struct agg_table *t,
+    void (*fn)(void *arg, const struct agg_row *row), void *arg)
+{
+	for (size_t i = 0; i < t->cap; i++) {
+		const struct slot *s = &t->slots[i];
+		struct agg_row row;
+
+		if (s->events == 0)
+			continue;
+		row.bucket = (int64_t)s->k.hour * 3600;
+		row.service = intern_str(&a->codes, s->k.service);
+		row.region = intern_str(&a->codes, s->k.region);
+		row.channel = s->k.channel;
+		row.outcome = s->k.outcome;
+		row.assisted = s->k.assisted;
+		row.events = s->events;
+		row.duration_ms_sum = s->duration_ms_sum;
+		row.duration_events = s->duration_events;
+		fn(arg, &row);
+	}
+}
+
+size_t
+agg_keys(struct agg *a)
+{
+	size_t n;
+
+	pthread_mutex_lock(&a->mu);
+	n = a->active->n + (a->frozen != NULL ? a->frozen->n : 0);
+	pthread_mutex_unlock(&a->mu);
+	return n;
+}
+
+uint64_t
+agg_position(struct agg *a)
+{
+	uint64_t p;
+
+	pthread_mutex_lock(&a->mu);
+	p = a->position;
+	pthread_mutex_unlock(&a->mu);
+	return p;
+}

@@ -1,0 +1,95 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * agg: the in-memory hourly rollup table.
+ *
+ * Events are added by the event-loop thread, keyed by (UTC hour, service
+ * code, channel, region code, outcome, assisted); each key holds the event
+ * count, the sum of durations and the number of events that carried one.
+ * Service and region codes are interned, so a key is 16 bytes of integers.
+ *
+ * Double buffer: the flush thread calls agg_freeze() to take the active
+ * table (a new empty one takes its place at once), writes it to PostgreSQL
+ * without holding any lock, and calls agg_release() once it is committed.
+ * Until then a failed flush simply tries the same frozen table again;
+ * newer events wait in the active table. The "position" passed with each
+ * add is the write-ahead-log position the counts are durable up to; the
+ * frozen table carries the highest one, to be committed as the checkpoint
+ * in the same transaction as the counts.
+ *
+ * Thread safety: agg_add, agg_freeze, agg_release and agg_keys may be
+ * called from any thread (one mutex, held for the length of an add or a
+ * pointer swap). A frozen table is read by one thread only, between freeze
+ * and release.
+ */
+#ifndef KANAL_AGG_H
+#define KANAL_AGG_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+struct agg;
+struct agg_table;
+
+struct agg_event {
+	int64_t occurred_at_ms;	/* Unix ms, UTC; >= 0 */
+	const char *service;	/* not NUL-terminated; valid service code */
+	size_t service_len;
+	const char *region;	/* not NUL-terminated; valid region code */
+	size_t region_len;
+	uint32_t duration_ms;	/* 0 = not measured */
+	uint8_t channel;	/* Channel enum number, 1..9 */
+	uint8_t outcome;	/* Outcome enum number, 0..3 */
+	uint8_t assisted;	/* 0 or 1 */
+};
+
+/* One key and its values, with codes resolved to strings. */
+struct agg_row {
+	int64_t bucket;		/* Unix seconds of the UTC hour's start */
+	const char *service;	/* NUL-terminated; lives as long as the agg */
+	const char *region;
+	uint8_t channel;
+	uint8_t outcome;
+	uint8_t assisted;
+	uint64_t events;
+	uint64_t duration_ms_sum;
+	uint64_t duration_events;
+};
+
+/* NULL on out-of-memory. */
+struct agg *agg_new(void);
+/* agg_free(NULL) is a no-op. */
+void agg_free(struct agg *a);
+
+/*
+ * Adds n events, durable up to WAL position `position`. All or nothing:
+ * returns 0, or -1 with errno ENOMEM (or ENOSPC when the code interner is
+ * full) and nothing added.
+ */
+int agg_add(struct agg *a, const struct agg_event *ev, size_t n,
+    uint64_t position);
+
+/*
+ * Takes the table to flush: the one frozen earlier and not yet released,
+ * or else the active table (replaced by an empty one). Never NULL; the
+ * table may be empty. *position is the WAL position its counts are
+ * durable up to.
+ */
+struct agg_table *agg_freeze(struct agg *a, uint64_t *position);
+/* The frozen table was committed: empty it for reuse. */
+void agg_release(struct agg *a, struct agg_table *t);
+
+/* Number of keys in t. */
+size_t agg_table_keys(const struct agg_table *t);
+/* Calls fn for every key of a frozen table, in no particular order. */
+void agg_table_foreach(const struct agg *a, const struct agg_table *t,
+    void (*fn)(void *arg, const struct agg_row *row), void *arg);
+
+/* Keys held in memory: active plus frozen. */
+size_t agg_keys(struct agg *a);
+/* Highest position ever added (what a flush would commit). */
+uint64_t agg_position(struct agg *a);
+
+/* Start of the UTC hour holding ms, in Unix seconds. ms must be >= 0. */
+int64_t agg_hour_bucket(int64_t ms);
+
+#endif

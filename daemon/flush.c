@@ -1,0 +1,520 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * flush: see flush.h.
+ */
+#include "flush.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <libpq-fe.h>
+
+#include "agg.h"
+#include "log.h"
+#include "validate.h"
+
+#define BACKOFF_FIRST_MS 500
+
+struct flush {
+	struct agg *agg;
+	char *conninfo;
+	char *collector_id;
+	uint64_t interval_ms;
+	uint64_t max_backoff_ms;
+
+	PGconn *conn;
+	int base_known;
+	uint64_t base;			/* checkpoint at first connection */
+	int commit_unknown;		/* last COMMIT's outcome not known */
+	uint64_t unknown_checkpoint;	/* what that COMMIT would have set */
+	uint64_t backoff_ms;
+
+	pthread_t thread;
+	int running;
+	pthread_mutex_t mu;		/* guards stop and stats */
+	pthread_cond_t cond;
+	int stop;
+	struct flush_stats stats;
+
+	char *buf;			/* COPY text of one flush */
+	size_t len, cap;
+	int buf_failed;
+};
+
+static const char staging_sql[] =
+    "CREATE TEMP TABLE IF NOT EXISTS kanal_staging ("
+    " bucket timestamptz, service_code text, channel text,"
+    " region_code text, outcome text, assisted boolean, events bigint,"
+    " duration_ms_sum bigint, duration_events bigint)"
+    " ON COMMIT DELETE ROWS";
+
+static const char upsert_sql[] =
+    "INSERT INTO kanal.usage_hourly AS u (bucket, service_code, channel,"
+    " region_code, outcome, assisted, events, duration_ms_sum,"
+    " duration_events)"
+    " SELECT bucket, service_code, channel, region_code, outcome, assisted,"
+    " events, duration_ms_sum, duration_events FROM pg_temp.kanal_staging"
+    " ORDER BY bucket, service_code, channel, region_code, outcome, assisted"
+    " ON CONFLICT (bucket, service_code, channel, region_code, outcome,"
+    " assisted) DO UPDATE SET events = u.events + EXCLUDED.events,"
+    " duration_ms_sum = u.duration_ms_sum + EXCLUDED.duration_ms_sum,"
+    " duration_events = u.duration_events + EXCLUDED.duration_events";
+
+static const char checkpoint_sql[] =
+    "INSERT INTO kanal.collector_checkpoint (collector_id, wal_position,"
+    " updated_at) VALUES ($1, $2, now()) ON CONFLICT (collector_id) DO"
+    " UPDATE SET wal_position = EXCLUDED.wal_position, updated_at = now()";
+
+static const char checkpoint_read_sql[] =
+    "SELECT wal_position FROM kanal.collector_checkpoint"
+    " WHERE collector_id = $1";
+
+static uint64_t
+now_us(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000 + (uint64_t)ts.tv_nsec / 1000;
+}
+
+/* First line of a libpq message, without the newline, for a log field. */
+static const char *
+pg_err(const PGconn *conn, char *buf, size_t len)
+{
+	const char *m = conn != NULL ? PQerrorMessage(conn) : "out of memory";
+
+	snprintf(buf, len, "%s", m);
+	buf[strcspn(buf, "\n")] = '\0';
+	return buf;
+}
+
+struct flush *
+flush_new(struct agg *a, const struct flush_config *cfg)
+{
+	struct flush *f = calloc(1, sizeof(*f));
+
+	if (f == NULL)
+		return NULL;
+	f->agg = a;
+	f->interval_ms = cfg->interval_ms;
+	f->max_backoff_ms = cfg->max_backoff_ms ? cfg->max_backoff_ms : 30000;
+	f->conninfo = strdup(cfg->conninfo != NULL ? cfg->conninfo : "");
+	f->collector_id = strdup(cfg->collector_id);
+	if (f->conninfo == NULL || f->collector_id == NULL)
+		goto fail;
+	if (pthread_mutex_init(&f->mu, NULL) != 0)
+		goto fail;
+	{
+		pthread_condattr_t ca;
+		pthread_condattr_init(&ca);
+		pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+		if (pthread_cond_init(&f->cond, &ca) != 0) {
+			pthread_condattr_destroy(&ca);
+			pthread_mutex_destroy(&f->mu);
+			goto fail;
+		}
+		pthread_condattr_destroy(&ca);
+	}
+	return f;
+fail:
+	free(f->conninfo);
+	free(f->collector_id);
+	free(f);
+	return NULL;
+}
+
+static void
+disconnect(struct flush *f)
+{
+	PQfinish(f->conn);
+	f->conn = NULL;
+	pthread_mutex_lock(&f->mu);
+	f->stats.connected = 0;
+	pthread_mutex_unlock(&f->mu);
+}
+
+/* The collector's stored checkpoint: 0 and *pos, or -1 on error. */
+static int
+checkpoint_read(struct flush *f, uint64_t *pos)
+{
+	const char *params[1] = { f->collector_id };
+	PGresult *r;
+	int rc = -1;
+	char e[256];
+
+	r = PQexecParams(f->conn, checkpoint_read_sql, 1, NULL, params, NULL,
+	    NULL, 0);
+	if (PQresultStatus(r) != PGRES_TUPLES_OK) {
+		log_warnx("reading the checkpoint failed: err=\"%s\"",
+		    pg_err(f->conn, e, sizeof(e)));
+		goto out;
+	}
+	*pos = PQntuples(r) == 0 ? 0 :
+	    strtoull(PQgetvalue(r, 0, 0), NULL, 10);
+	rc = 0;
+out:
+	PQclear(r);
+	return rc;
+}
+
+static int
+connect_db(struct flush *f)
+{
+	const char *keys[] = { "application_name", "connect_timeout", "dbname",
+	    NULL };
+	const char *vals[] = { "kanald", "10", f->conninfo, NULL };
+	PGresult *r;
+	char e[256];
+	uint64_t pos;
+
+	f->conn = PQconnectdbParams(keys, vals, 1);
+	if (f->conn == NULL || PQstatus(f->conn) != CONNECTION_OK) {
+		log_warnx("cannot connect to PostgreSQL: err=\"%s\"",
+		    pg_err(f->conn, e, sizeof(e)));
+		goto fail;
+	}
+	r = PQexec(f->conn, staging_sql);
+	if (PQresultStatus(r) != PGRES_COMMAND_OK) {
+		log_warnx("cannot create the staging table: err=\"%s\"",
+		    pg_err(f->conn, e, sizeof(e)));
+		PQclear(r);
+		goto fail;
+	}
+	PQclear(r);
+	if (checkpoint_read(f, &pos) == -1)
+		goto fail;
+	if (!f->base_known) {
+		f->base = pos;
+		f->base_known = 1;
+		log_info("connected to PostgreSQL: collector_id=%s "
+		    "checkpoint=%" PRIu64, f->collector_id, pos);
+	}
+	if (f->commit_unknown) {
+		/*
+		 * The last COMMIT may or may not have happened. Each flush
+		 * writes a checkpoint higher than any before, so finding
+		 * ours means the counts are in.
+		 */
+		f->commit_unknown = 0;
+		if (pos == f->unknown_checkpoint) {
+			uint64_t p;
+			struct agg_table *t = agg_freeze(f->agg, &p);
+			log_notice("last commit had succeeded; not writing its "
+			    "counts again: checkpoint=%" PRIu64, pos);
+			agg_release(f->agg, t);
+			pthread_mutex_lock(&f->mu);
+			f->stats.flushes++;
+			f->stats.checkpoint = pos;
+			pthread_mutex_unlock(&f->mu);
+		} else {
+			log_notice("last commit had not happened; writing its "
+			    "counts again: checkpoint=%" PRIu64, pos);
+		}
+	}
+	pthread_mutex_lock(&f->mu);
+	f->stats.db_reached = 1;
+	f->stats.connected = 1;
+	if (f->stats.checkpoint < pos)
+		f->stats.checkpoint = pos;
+	pthread_mutex_unlock(&f->mu);
+	return 0;
+fail:
+	PQfinish(f->conn);
+	f->conn = NULL;
+	return -1;
+}
+
+static void
+buf_add_row(void *arg, const struct agg_row *row)
+{
+	struct flush *f = arg;
+	struct tm tm;
+	time_t t = (time_t)row->bucket;
+	char ts[32];
+	int n;
+
+	if (f->buf_failed)
+		return;
+	/* Longest row: 64 + 13 + ~100 bytes of numbers and names. */
+	if (f->cap - f->len < 512) {
+		size_t ncap = f->cap ? f->cap * 2 : 1 << 16;
+		char *nb = realloc(f->buf, ncap);
+		if (nb == NULL) {
+			f->buf_failed = 1;
+			return;
+		}
+		f->buf = nb;
+		f->cap = ncap;
+	}
+	gmtime_r(&t, &tm);
+	strftime(ts, sizeof(ts), "%Y-%m-%d %H:00:00+00", &tm);
+	n = snprintf(f->buf + f->len, f->cap - f->len,
+	    "%s\t%s\t%s\t%s\t%s\t%s\t%" PRIu64 "\t%" PRIu64 "\t%" PRIu64 "\n",
+	    ts, row->service, validate_channel_name(row->channel),
+	    row->region, validate_outcome_name(row->outcome),
+	    row->assisted ? "t" : "f", row->events, row->duration_ms_sum,
+	    row->duration_events);
+	f->len += (size_t)n;
+}
+
+static int
+exec_ok(struct flush *f, const char *sql, const char *what)
+{
+	PGresult *r = PQexec(f->conn, sql);
+	int ok = PQresultStatus(r) == PGRES_COMMAND_OK;
+	char e[256];
+
+	if (!ok)
+		log_warnx("flush failed at %s: err=\"%s\"", what,
+		    pg_err(f->conn, e, sizeof(e)));
+	PQclear(r);
+	return ok ? 0 : -1;
+}
+
+/* Writes t in one transaction. 0 when committed. */
+static int
+write_table(struct flush *f, struct agg_table *t, uint64_t checkpoint)
+{
+	char cp[32], e[256];
+	const char *params[2] = { f->collector_id, cp };
+	PGresult *r;
+	int ok;
+
+	f->len = 0;
+	f->buf_failed = 0;
+	agg_table_foreach(f->agg, t, buf_add_row, f);
+	if (f->buf_failed) {
+		log_warnx("flush failed: err=\"out of memory\" keys=%zu",
+		    agg_table_keys(t));
+		return -1;
+	}
+	if (exec_ok(f, "BEGIN", "BEGIN") == -1)
+		return -1;
+	if (exec_ok(f, "TRUNCATE pg_temp.kanal_staging", "TRUNCATE") == -1)
+		goto rollback;
+	r = PQexec(f->conn, "COPY pg_temp.kanal_staging FROM STDIN");
+	ok = PQresultStatus(r) == PGRES_COPY_IN;
+	PQclear(r);
+	if (!ok) {
+		log_warnx("flush failed at COPY: err=\"%s\"",
+		    pg_err(f->conn, e, sizeof(e)));
+		goto rollback;
+	}
+	if (PQputCopyData(f->conn, f->buf, (int)f->len) != 1 ||
+	    PQputCopyEnd(f->conn, NULL) != 1) {
+		log_warnx("flush failed sending COPY data: err=\"%s\"",
+		    pg_err(f->conn, e, sizeof(e)));
+		goto rollback;
+	}
+	r = PQgetResult(f->conn);
+	ok = PQresultStatus(r) == PGRES_COMMAND_OK;
+	PQclear(r);
+	while ((r = PQgetResult(f->conn)) != NULL)
+		PQclear(r);
+	if (!ok) {
+		log_warnx("flush failed at COPY: err=\"%s\"",
+		    pg_err(f->conn, e, sizeof(e)));
+		goto rollback;
+	}
+	if (exec_ok(f, upsert_sql, "upsert") == -1)
+		goto rollback;
+	snprintf(cp, sizeof(cp), "%" PRIu64, checkpoint);
+	r = PQexecParams(f->conn, checkpoint_sql, 2, NULL, params, NULL, NULL,
+	    0);
+	ok = PQresultStatus(r) == PGRES_COMMAND_OK;
+	PQclear(r);
+	if (!ok) {
+		log_warnx("flush failed at checkpoint: err=\"%s\"",
+		    pg_err(f->conn, e, sizeof(e)));
+		goto rollback;
+	}
+	r = PQexec(f->conn, "COMMIT");
+	ok = PQresultStatus(r) == PGRES_COMMAND_OK;
+	PQclear(r);
+	if (!ok) {
+		if (PQstatus(f->conn) != CONNECTION_OK) {
+			f->commit_unknown = 1;
+			f->unknown_checkpoint = checkpoint;
+		}
+		log_warnx("flush failed at COMMIT: err=\"%s\" outcome=%s",
+		    pg_err(f->conn, e, sizeof(e)),
+		    f->commit_unknown ? "unknown" : "rolled-back");
+		return -1;
+	}
+	return 0;
+rollback:
+	r = PQexec(f->conn, "ROLLBACK");
+	PQclear(r);
+	return -1;
+}
+
+int
+flush_once(struct flush *f)
+{
+	struct agg_table *t;
+	uint64_t pos, t0;
+	size_t keys;
+
+	if (f->conn != NULL && PQstatus(f->conn) != CONNECTION_OK)
+		disconnect(f);
+	if (f->conn == NULL && connect_db(f) == -1)
+		goto fail;
+	t = agg_freeze(f->agg, &pos);
+	keys = agg_table_keys(t);
+	if (keys == 0) {
+		agg_release(f->agg, t);
+		return 0;
+	}
+	t0 = now_us();
+	if (write_table(f, t, f->base + pos) == -1) {
+		if (PQstatus(f->conn) != CONNECTION_OK)
+			disconnect(f);
+		goto fail;
+	}
+	agg_release(f->agg, t);
+	pthread_mutex_lock(&f->mu);
+	f->stats.flushes++;
+	f->stats.rows += keys;
+	f->stats.last_duration_us = now_us() - t0;
+	f->stats.checkpoint = f->base + pos;
+	pthread_mutex_unlock(&f->mu);
+	log_debug("flushed: rows=%zu checkpoint=%" PRIu64 " duration_ms=%.1f",
+	    keys, f->base + pos, (double)(now_us() - t0) / 1000.0);
+	return 0;
+fail:
+	pthread_mutex_lock(&f->mu);
+	f->stats.errors++;
+	pthread_mutex_unlock(&f->mu);
+	return -1;
+}
+
+/* Waits up to ms or until stop; returns the stop flag. */
+static int
+wait_ms(struct flush *f, uint64_t ms)
+{
+	struct timespec ts;
+	int stop;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	ts.tv_sec += (time_t)(ms / 1000);
+	ts.tv_nsec += (long)(ms % 1000) * 1000000L;
+	if (ts.tv_nsec >= 1000000000L) {
+		ts.tv_sec++;
+		ts.tv_nsec -= 1000000000L;
+	}
+	pthread_mutex_lock(&f->mu);
+	while (!f->stop) {
+		if (pthread_cond_timedwait(&f->cond, &f->mu, &ts) == ETIMEDOUT)
+			break;
+	}
+	stop = f->stop;
+	pthread_mutex_unlock(&f->mu);
+	return stop;
+}
+
+static void *
+flush_main(void *arg)
+{
+	struct flush *f = arg;
+	uint64_t delay = f->interval_ms;
+
+	while (!wait_ms(f, delay)) {
+		if (flush_once(f) == 0) {
+			if (f->backoff_ms != 0)
+				log_notice("flush recovered: keys_held=%zu",
+				    agg_keys(f->agg));
+			f->backoff_ms = 0;
+			delay = f->interval_ms;
+			continue;
+		}
+		f->backoff_ms = f->backoff_ms == 0 ? BACKOFF_FIRST_MS :
+		    f->backoff_ms * 2;
+		if (f->backoff_ms > f->max_backoff_ms)
+			f->backoff_ms = f->max_backoff_ms;
+		delay = f->backoff_ms;
+		log_warnx("flush will be retried: retry_in_ms=%" PRIu64
+		    " keys_held=%zu", delay, agg_keys(f->agg));
+	}
+	return NULL;
+}
+
+int
+flush_start(struct flush *f)
+{
+	int r = pthread_create(&f->thread, NULL, flush_main, f);
+
+	if (r != 0) {
+		errno = r;
+		return -1;
+	}
+	f->running = 1;
+	return 0;
+}
+
+int
+flush_stop(struct flush *f, uint64_t deadline_ms)
+{
+	uint64_t end = now_us() + deadline_ms * 1000, wait = 200;
+
+	if (f->running) {
+		pthread_mutex_lock(&f->mu);
+		f->stop = 1;
+		pthread_cond_signal(&f->cond);
+		pthread_mutex_unlock(&f->mu);
+		pthread_join(f->thread, NULL);
+		f->running = 0;
+	}
+	/* Both tables may hold counts: the frozen one, then the active one. */
+	for (;;) {
+		if (flush_once(f) == 0) {
+			if (agg_keys(f->agg) == 0)
+				return 0;
+			continue;
+		}
+		if (now_us() + wait * 1000 > end)
+			break;
+		struct timespec ts = { (time_t)(wait / 1000),
+		    (long)(wait % 1000) * 1000000L };
+		nanosleep(&ts, NULL);
+		if (wait < 2000)
+			wait *= 2;
+	}
+	log_errx("could not flush before stopping: keys_unwritten=%zu",
+	    agg_keys(f->agg));
+	return -1;
+}
+
+void
+flush_free(struct flush *f)
+{
+	if (f == NULL)
+		return;
+	if (f->running) {
+		pthread_mutex_lock(&f->mu);
+		f->stop = 1;
+		pthread_cond_signal(&f->cond);
+		pthread_mutex_unlock(&f->mu);
+		pthread_join(f->thread, NULL);
+	}
+	PQfinish(f->conn);
+	pthread_cond_destroy(&f->cond);
+	pthread_mutex_destroy(&f->mu);
+	free(f->buf);
+	free(f->conninfo);
+	free(f->collector_id);
+	free(f);
+}
+
+void
+flush_get_stats(struct flush *f, struct flush_stats *st)
+{
+	pthread_mutex_lock(&f->mu);
+	*st = f->stats;
+	pthread_mutex_unlock(&f->mu);
+}

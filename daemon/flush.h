@@ -1,0 +1,69 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * flush: writes the rollups to PostgreSQL, from a thread of its own.
+ *
+ * Every flush interval the thread freezes agg's active table and writes it
+ * in one transaction: COPY into a session-local staging table, one
+ * INSERT .. ON CONFLICT DO UPDATE that adds the counts (rows in key order,
+ * so that several collectors upserting at once can't deadlock), and the
+ * collector's checkpoint row. A flush that fails keeps its frozen table and
+ * is retried with capped exponential back-off; the failure is logged once
+ * per back-off step. A commit whose outcome is unknown (the connection
+ * dropped during COMMIT) is resolved by reading the checkpoint back after
+ * reconnecting: if it holds the value that commit would have written, the
+ * counts are in and are not written again.
+ *
+ * Checkpoint positions: agg carries positions that grow with every batch
+ * added. The checkpoint committed is base + position, where base is the
+ * checkpoint found in the database at the first connection, so the value
+ * stored only ever grows for a collector id.
+ */
+#ifndef KANAL_FLUSH_H
+#define KANAL_FLUSH_H
+
+#include <stdint.h>
+
+struct agg;
+struct flush;
+
+struct flush_config {
+	const char *conninfo;		/* "" = libpq's PG* environment */
+	const char *collector_id;
+	uint64_t interval_ms;
+	uint64_t max_backoff_ms;	/* cap of the retry back-off */
+};
+
+struct flush_stats {
+	int db_reached;			/* connected at least once */
+	int connected;
+	uint64_t flushes;		/* committed transactions */
+	uint64_t rows;			/* rows upserted, in all */
+	uint64_t errors;		/* failed attempts */
+	uint64_t last_duration_us;
+	uint64_t checkpoint;		/* last committed checkpoint */
+};
+
+/* Strings in cfg are copied. NULL on out-of-memory. */
+struct flush *flush_new(struct agg *a, const struct flush_config *cfg);
+/* Starts the thread. 0, or -1 with errno. */
+int flush_start(struct flush *f);
+/*
+ * Stops the thread: the held counts are flushed, retrying for at most
+ * deadline_ms. Returns 0 when nothing is left unwritten, -1 otherwise.
+ */
+int flush_stop(struct flush *f, uint64_t deadline_ms);
+/* flush_free(NULL) is a no-op. Stops the thread first if it runs. */
+void flush_free(struct flush *f);
+
+/*
+ * One flush, on the calling thread (tests; the thread uses it too): connect
+ * if needed, freeze, write, release. Returns 0 when the frozen table was
+ * committed (or was empty), -1 when it is still held. Must not run at the
+ * same time as the thread.
+ */
+int flush_once(struct flush *f);
+
+/* A consistent copy of the counters. Any thread. */
+void flush_get_stats(struct flush *f, struct flush_stats *st);
+
+#endif

@@ -1,0 +1,290 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * ingest: see ingest.h.
+ *
+ * Per request, everything decoded or built (the batch, the agg events, the
+ * rejections) comes from one arena that is reset when the reply is done;
+ * the only other memory is the packed acknowledgement, kept in a buffer
+ * reused across requests.
+ */
+#include "ingest.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "agg.h"
+#include "arena.h"
+#include "log.h"
+#include "sources.h"
+
+#define MSG_MAX 200
+
+struct ingest {
+	struct agg *agg;
+	struct sources *sources;
+	struct ingest_config cfg;
+	struct arena *arena;
+	uint64_t seq;			/* batches committed */
+	uint8_t *ack;			/* packed BatchAck */
+	size_t ack_cap;
+	struct ingest_stats stats;
+};
+
+struct ingest *
+ingest_new(struct agg *a, const struct ingest_config *cfg)
+{
+	struct ingest *in = calloc(1, sizeof(*in));
+
+	if (in == NULL)
+		return NULL;
+	in->agg = a;
+	in->cfg = *cfg;
+	/*
+	 * protobuf-c needs up to ~7x the packed size (PITFALLS.md); the
+	 * rejections and agg events of the biggest batch fit in the rest.
+	 */
+	in->arena = arena_new(cfg->max_body_size * 8 +
+	    cfg->max_batch_events * (sizeof(struct agg_event) + 320) +
+	    (1 << 20));
+	if (in->arena == NULL) {
+		free(in);
+		return NULL;
+	}
+	return in;
+}
+
+void
+ingest_free(struct ingest *in)
+{
+	if (in == NULL)
+		return;
+	sources_free(in->sources);
+	arena_free(in->arena);
+	free(in->ack);
+	free(in);
+}
+
+void
+ingest_set_sources(struct ingest *in, struct sources *s)
+{
+	sources_free(in->sources);
+	in->sources = s;
+}
+
+void
+ingest_get_stats(const struct ingest *in, struct ingest_stats *st)
+{
+	*st = in->stats;
+}
+
+static void
+reply_error(struct ingest *in, int status, const char *reason,
+    const char *message, ingest_reply_fn *reply, void *arg)
+{
+	char text[512];
+	struct ingest_reply r = {
+		.status = status,
+		.content_type = "text/plain; charset=utf-8",
+		.reason = reason,
+		.body = text,
+	};
+	int n = snprintf(text, sizeof(text), "%s: %s\n", reason, message);
+
+	r.len = n > 0 && (size_t)n < sizeof(text) ? (size_t)n : strlen(text);
+	if (status == 503)
+		r.retry_after_s = 1;
+	in->stats.batches_failed++;
+	reply(arg, &r);
+}
+
+/* The media type of a Content-Type value, matched without parameters. */
+static int
+media_type_is(const char *ct, const char *type)
+{
+	size_t n = strlen(type);
+
+	while (*ct == ' ' || *ct == '\t')
+		ct++;
+	if (strncasecmp(ct, type, n) != 0)
+		return 0;
+	ct += n;
+	while (*ct == ' ' || *ct == '\t')
+		ct++;
+	return *ct == '\0' || *ct == ';';
+}
+
+/* The token from "Bearer TOKEN", or NULL. */
+static const char *
+bearer_token(const char *auth, size_t *len)
+{
+	const char *t;
+
+	if (auth == NULL || strncasecmp(auth, "Bearer ", 7) != 0)
+		return NULL;
+	t = auth + 7;
+	while (*t == ' ')
+		t++;
+	*len = strcspn(t, " \t\r\n");
+	if (*len == 0 || t[*len] != '\0')
+		return NULL;
+	return t;
+}
+
+static int
+pack_ack(struct ingest *in, const Kanal__V1__BatchAck *ack, size_t *len)
+{
+	size_t need = kanal__v1__batch_ack__get_packed_size(ack);
+
+	if (need > in->ack_cap) {
+		uint8_t *nb = realloc(in->ack, need);
+		if (nb == NULL)
+			return -1;
+		in->ack = nb;
+		in->ack_cap = need;
+	}
+	*len = kanal__v1__batch_ack__pack(ack, in->ack);
+	return 0;
+}
+
+void
+ingest_batch(struct ingest *in, const char *auth, const char *content_type,
+    const void *body, size_t len, int64_t now_ms, ingest_reply_fn *reply,
+    void *arg)
+{
+	const struct source *src;
+	const char *token;
+	size_t toklen = 0, nev, nacc = 0, nrej = 0, not_allowed = 0;
+	Kanal__V1__EventBatch *batch;
+	Kanal__V1__BatchAck ack = KANAL__V1__BATCH_ACK__INIT;
+	Kanal__V1__Rejection *rej = NULL, **rejp = NULL;
+	struct agg_event *acc = NULL;
+	char msg[MSG_MAX];
+	struct ingest_reply r = { .status = 200,
+	    .content_type = "application/x-protobuf" };
+
+	token = bearer_token(auth, &toklen);
+	if (token == NULL) {
+		reply_error(in, 401, "token_missing", "send Authorization: "
+		    "Bearer TOKEN", reply, arg);
+		goto out;
+	}
+	src = in->sources != NULL ? sources_auth(in->sources, token, toklen)
+	    : NULL;
+	if (src == NULL) {
+		reply_error(in, 401, "token_unknown", "the token is not in the "
+		    "sources file; ask the operator for one", reply, arg);
+		goto out;
+	}
+	if (content_type == NULL || !(media_type_is(content_type,
+	    "application/x-protobuf") || media_type_is(content_type,
+	    "application/protobuf"))) {
+		reply_error(in, 415, "content_type_unsupported", "send "
+		    "Content-Type: application/x-protobuf", reply, arg);
+		goto out;
+	}
+	batch = kanal__v1__event_batch__unpack(arena_allocator(in->arena), len,
+	    body);
+	if (batch == NULL) {
+		reply_error(in, 400, "body_undecodable", "the body is not a "
+		    "kanal.v1.EventBatch in protobuf encoding", reply, arg);
+		goto out;
+	}
+	if (batch->batch_id == NULL || !validate_batch_id(batch->batch_id,
+	    strlen(batch->batch_id))) {
+		reply_error(in, 400, "batch_id_invalid", "batch_id must be 1 "
+		    "to 64 printable ASCII characters, unique per source",
+		    reply, arg);
+		goto out;
+	}
+	nev = batch->n_events;
+	if (nev > in->cfg.max_batch_events) {
+		snprintf(msg, sizeof(msg), "batch has %zu events, the limit is "
+		    "%llu; split it", nev,
+		    (unsigned long long)in->cfg.max_batch_events);
+		reply_error(in, 400, "batch_too_large", msg, reply, arg);
+		goto out;
+	}
+	if (nev > 0) {
+		acc = arena_alloc(in->arena, nev * sizeof(*acc));
+		rej = arena_alloc(in->arena, nev * sizeof(*rej));
+		rejp = arena_alloc(in->arena, nev * sizeof(*rejp));
+		if (acc == NULL || rej == NULL || rejp == NULL) {
+			reply_error(in, 503, "overloaded", "out of memory; retry "
+			    "later", reply, arg);
+			goto out;
+		}
+	}
+	for (size_t i = 0; i < nev; i++) {
+		const Kanal__V1__ServiceEvent *ev = batch->events[i];
+		Kanal__V1__RejectReason why;
+
+		why = validate_event(ev, src, now_ms, &in->cfg.limits, msg,
+		    sizeof(msg));
+		if (why != KANAL__V1__REJECT_REASON__REJECT_REASON_UNSPECIFIED) {
+			Kanal__V1__Rejection *rj = &rej[nrej];
+			size_t mlen = strlen(msg);
+
+			kanal__v1__rejection__init(rj);
+			rj->index = (uint32_t)i;
+			rj->code = why;
+			rj->message = arena_alloc(in->arena, mlen + 1);
+			if (rj->message != NULL)
+				memcpy(rj->message, msg, mlen + 1);
+			else
+				rj->message = (char *)"";
+			rejp[nrej++] = rj;
+			if (why == KANAL__V1__REJECT_REASON__REJECT_REASON_SERVICE_NOT_ALLOWED)
+				not_allowed++;
+			if ((size_t)why < sizeof(in->stats.events_rejected) /
+			    sizeof(in->stats.events_rejected[0]))
+				in->stats.events_rejected[why]++;
+			continue;
+		}
+		acc[nacc].occurred_at_ms = ev->occurred_at_ms;
+		acc[nacc].service = ev->service_code;
+		acc[nacc].service_len = strlen(ev->service_code);
+		acc[nacc].region = ev->region_code;
+		acc[nacc].region_len = strlen(ev->region_code);
+		acc[nacc].duration_ms = ev->duration_ms;
+		acc[nacc].channel = (uint8_t)ev->channel;
+		acc[nacc].outcome = (uint8_t)ev->outcome;
+		acc[nacc].assisted = ev->assisted ? 1 : 0;
+		nacc++;
+	}
+	if (nev > 0 && not_allowed == nev) {
+		snprintf(msg, sizeof(msg), "source %s may report none of this "
+		    "batch's services", source_name(src));
+		reply_error(in, 403, "service_not_allowed", msg, reply, arg);
+		goto out;
+	}
+	/*
+	 * Commit. This is where the write-ahead log goes: the accepted
+	 * events are made durable, and only then added to agg and
+	 * acknowledged.
+	 */
+	if (nacc > 0 && agg_add(in->agg, acc, nacc, ++in->seq) == -1) {
+		in->seq--;
+		log_warn("cannot add to the rollup table: events=%zu", nacc);
+		reply_error(in, 503, "overloaded", "cannot hold more rollups "
+		    "now; retry later", reply, arg);
+		goto out;
+	}
+	ack.accepted = (uint32_t)nacc;
+	ack.rejected = (uint32_t)nrej;
+	ack.n_rejections = nrej;
+	ack.rejections = rejp;
+	ack.batch_id = batch->batch_id;
+	if (pack_ack(in, &ack, &r.len) == -1) {
+		/* The events are counted: this must not be a retryable error. */
+		log_warn("cannot build the acknowledgement");
+		r.len = 0;
+	}
+	r.body = in->ack;
+	in->stats.batches_ok++;
+	in->stats.events_accepted += nacc;
+	reply(arg, &r);
+out:
+	arena_reset(in->arena);
+}

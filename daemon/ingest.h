@@ -1,0 +1,80 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * ingest: one POST /v1/events, from request body to acknowledgement.
+ *
+ *   auth      bearer token -> source (sources.h)
+ *   decode    EventBatch, protobuf-c into a per-request arena
+ *   validate  each event accepted, or rejected with a reason (validate.h)
+ *   commit    the accepted events are handed to the commit function, which
+ *             makes them durable and adds them to agg; it calls back when
+ *             that is done (at once, or later from the event loop)
+ *   ack       BatchAck, packed, handed to the reply callback
+ *
+ * ingest knows nothing of HTTP beyond status codes: the caller passes the
+ * Authorization and Content-Type header values and the body, and gets a
+ * status, a content type and a body back. Runs on the event-loop thread.
+ */
+#ifndef KANAL_INGEST_H
+#define KANAL_INGEST_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "validate.h"
+
+struct agg;
+struct sources;
+struct ingest;
+
+struct ingest_config {
+	struct validate_limits limits;
+	uint64_t max_batch_events;
+	uint64_t max_body_size;	/* sizes the decode arena */
+};
+
+/*
+ * The answer to one request. body is owned by ingest and valid only during
+ * the reply callback. For errors, reason is a snake_case code and body a
+ * one-line "reason: message" text.
+ */
+struct ingest_reply {
+	int status;
+	const char *content_type;
+	const char *reason;		/* NULL on 200 */
+	const void *body;
+	size_t len;
+	unsigned retry_after_s;		/* for 503; 0 = none */
+};
+
+typedef void ingest_reply_fn(void *arg, const struct ingest_reply *reply);
+
+/* NULL on out-of-memory. agg is borrowed. */
+struct ingest *ingest_new(struct agg *a, const struct ingest_config *cfg);
+/* ingest_free(NULL) is a no-op. */
+void ingest_free(struct ingest *in);
+
+/*
+ * Takes ownership of s and frees the previous sources (a reload). Requests
+ * never hold a source across calls, so the swap is safe at any time on the
+ * loop thread.
+ */
+void ingest_set_sources(struct ingest *in, struct sources *s);
+
+/*
+ * Handles one request. auth and content_type may be NULL (header absent).
+ * reply is called exactly once, before or after ingest_batch returns.
+ */
+void ingest_batch(struct ingest *in, const char *auth,
+    const char *content_type, const void *body, size_t len, int64_t now_ms,
+    ingest_reply_fn *reply, void *arg);
+
+struct ingest_stats {
+	uint64_t batches_ok;
+	uint64_t batches_failed;	/* answered with 4xx or 5xx */
+	uint64_t events_accepted;
+	uint64_t events_rejected[16];	/* by RejectReason */
+};
+
+void ingest_get_stats(const struct ingest *in, struct ingest_stats *st);
+
+#endif

@@ -1,0 +1,366 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * harness: see harness.h.
+ */
+#include "harness.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <setjmp.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include "httpc.h"
+#include "migrate.h"
+
+static uint64_t
+mono_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+static void
+sleep_ms(unsigned ms)
+{
+	struct timespec ts = { ms / 1000, (long)(ms % 1000) * 1000000L };
+
+	nanosleep(&ts, NULL);
+}
+
+const char *
+th_env(const char *name)
+{
+	const char *v = getenv(name);
+
+	if (v == NULL || v[0] == '\0')
+		fail_msg("%s is not set: run the tests with `scripts/dev test` "
+		    "(or ctest from a build whose PG* environment points at "
+		    "a PostgreSQL superuser)", name);
+	return v;
+}
+
+PGconn *
+th_pg_connect(const char *dbname)
+{
+	const char *keys[] = { "dbname", NULL };
+	const char *vals[] = { dbname, NULL };
+	PGconn *c;
+
+	th_env("PGHOST");
+	c = PQconnectdbParams(keys, vals, 0);
+	if (PQstatus(c) != CONNECTION_OK)
+		fail_msg("cannot connect to database %s: %s", dbname,
+		    PQerrorMessage(c));
+	return c;
+}
+
+void
+th_exec(PGconn *conn, const char *sql)
+{
+	PGresult *r = PQexec(conn, sql);
+	ExecStatusType st = PQresultStatus(r);
+
+	if (st != PGRES_COMMAND_OK && st != PGRES_TUPLES_OK)
+		fail_msg("SQL failed: %s: %s", sql, PQerrorMessage(conn));
+	PQclear(r);
+}
+
+int64_t
+th_query_i64(PGconn *conn, const char *sql)
+{
+	PGresult *r = PQexec(conn, sql);
+	int64_t v = 0;
+
+	if (PQresultStatus(r) != PGRES_TUPLES_OK)
+		fail_msg("SQL failed: %s: %s", sql, PQerrorMessage(conn));
+	if (PQntuples(r) > 0 && !PQgetisnull(r, 0, 0))
+		v = strtoll(PQgetvalue(r, 0, 0), NULL, 10);
+	PQclear(r);
+	return v;
+}
+
+void
+th_query_text(PGconn *conn, const char *sql, char *out, size_t len)
+{
+	PGresult *r = PQexec(conn, sql);
+
+	if (PQresultStatus(r) != PGRES_TUPLES_OK)
+		fail_msg("SQL failed: %s: %s", sql, PQerrorMessage(conn));
+	snprintf(out, len, "%s", PQntuples(r) > 0 && !PQgetisnull(r, 0, 0) ?
+	    PQgetvalue(r, 0, 0) : "");
+	PQclear(r);
+}
+
+void
+th_db_create(const char *tag, char *name, size_t len)
+{
+	PGconn *c = th_pg_connect("postgres");
+	char sql[256], err[1024];
+
+	snprintf(name, len, "kanal_t_%s_%ld", tag, (long)getpid());
+	snprintf(sql, sizeof(sql), "DROP DATABASE IF EXISTS %s WITH (FORCE)",
+	    name);
+	th_exec(c, sql);
+	snprintf(sql, sizeof(sql), "CREATE DATABASE %s", name);
+	th_exec(c, sql);
+	PQfinish(c);
+	c = th_pg_connect(name);
+	if (migrate_apply(c, th_env("KANAL_SCHEMA_DIR"), NULL, err,
+	    sizeof(err)) == -1)
+		fail_msg("migrate %s: %s", name, err);
+	PQfinish(c);
+}
+
+void
+th_db_drop(const char *name)
+{
+	PGconn *c = th_pg_connect("postgres");
+	char sql[256];
+
+	snprintf(sql, sizeof(sql), "DROP DATABASE IF EXISTS %s WITH (FORCE)",
+	    name);
+	th_exec(c, sql);
+	PQfinish(c);
+}
+
+void
+th_tmpdir(const char *tag, char *out, size_t len)
+{
+	const char *base = getenv("KANAL_TEST_TMP");
+
+	if (base == NULL || base[0] == '\0')
+		base = "/tmp";
+	mkdir(base, 0755);
+	snprintf(out, len, "%s/%s-XXXXXX", base, tag);
+	if (mkdtemp(out) == NULL)
+		fail_msg("mkdtemp %s: %s", out, strerror(errno));
+	/* kanald may run as another user than the test in no case here. */
+}
+
+int
+th_run(char *out, size_t len, const char *const argv[])
+{
+	int pfd[2], status;
+	pid_t pid;
+	size_t n = 0;
+
+	if (pipe(pfd) == -1)
+		fail_msg("pipe: %s", strerror(errno));
+	pid = fork();
+	if (pid == -1)
+		fail_msg("fork: %s", strerror(errno));
+	if (pid == 0) {
+		dup2(pfd[1], STDOUT_FILENO);
+		close(pfd[0]);
+		close(pfd[1]);
+		execv(argv[0], (char *const *)argv);
+		fprintf(stderr, "exec %s: %s\n", argv[0], strerror(errno));
+		_exit(127);
+	}
+	close(pfd[1]);
+	for (;;) {
+		char tmp[4096];
+		ssize_t r = read(pfd[0], tmp, sizeof(tmp));
+		if (r == -1 && errno == EINTR)
+			continue;
+		if (r <= 0)
+			break;
+		if (out != NULL && len > 1) {
+			size_t take = (size_t)r;
+			if (take > len - 1 - n)
+				take = len - 1 - n;
+			memcpy(out + n, tmp, take);
+			n += take;
+		}
+	}
+	close(pfd[0]);
+	if (out != NULL && len > 0)
+		out[n] = '\0';
+	while (waitpid(pid, &status, 0) == -1)
+		if (errno != EINTR)
+			fail_msg("waitpid: %s", strerror(errno));
+	return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+}
+
+void
+th_make_source(const char *dir, const char *source, const char *allow,
+    char token[65], char *path, size_t pathlen)
+{
+	char out[1024];
+	const char *argv[] = { th_env("KANALCTL"), "token", "new", "--source",
+	    source, "--allow", allow, NULL };
+	const char *line;
+	FILE *f;
+
+	if (th_run(out, sizeof(out), argv) != 0)
+		fail_msg("kanalctl token new failed");
+	if (sscanf(out, "token: %64s", token) != 1)
+		fail_msg("kanalctl token new printed no token: %s", out);
+	line = strstr(out, "sources: ");
+	if (line == NULL)
+		fail_msg("kanalctl token new printed no sources line: %s", out);
+	snprintf(path, pathlen, "%s/sources-%s.conf", dir, source);
+	f = fopen(path, "a");
+	if (f == NULL)
+		fail_msg("%s: %s", path, strerror(errno));
+	fprintf(f, "%s", line + 9);
+	fclose(f);
+}
+
+int
+th_http(struct th_kanald *k, const char *method, const char *path,
+    const char *headers, const void *body, size_t len, char *resp,
+    size_t resplen)
+{
+	char err[256];
+	struct httpc *c = httpc_new(k->url, 10000, err, sizeof(err));
+	struct httpc_response r;
+	int status;
+
+	if (c == NULL)
+		fail_msg("httpc: %s", err);
+	if (httpc_request(c, method, path, headers, body, len, &r, err,
+	    sizeof(err)) == -1) {
+		httpc_free(c);
+		return 0;
+	}
+	status = r.status;
+	if (resp != NULL)
+		snprintf(resp, resplen, "%.*s", (int)r.len, r.body);
+	httpc_free(c);
+	return status;
+}
+
+static int
+healthy(void *arg)
+{
+	struct th_kanald *k = arg;
+	int status;
+
+	/* Still running? */
+	if (waitpid(k->pid, &status, WNOHANG) == k->pid) {
+		k->pid = -1;
+		return 1;
+	}
+	return th_http(k, "GET", "/healthz", NULL, NULL, 0, NULL, 0) == 200;
+}
+
+void
+th_kanald_start(struct th_kanald *k, const char *db, const char *sources,
+    const char *const *extra)
+{
+	static unsigned salt;
+	const char *argv[64];
+	char listen[64], pg[512];
+	int argc;
+
+	for (int attempt = 0; attempt < 20; attempt++) {
+		int fd;
+
+		/* Below the ephemeral range (PITFALLS.md). */
+		k->port = 20000 + (int)((getpid() * 7919u + salt++ * 104729u +
+		    (unsigned)attempt * 1009u) % 10000u);
+		snprintf(listen, sizeof(listen), "127.0.0.1:%d", k->port);
+		snprintf(k->url, sizeof(k->url), "http://127.0.0.1:%d",
+		    k->port);
+		snprintf(k->log, sizeof(k->log), "%s/kanald-%d.log",
+		    getenv("KANAL_TEST_TMP") ? getenv("KANAL_TEST_TMP") :
+		    "/tmp", k->port);
+		argc = 0;
+		argv[argc++] = th_env("KANALD");
+		argv[argc++] = "--listen";
+		argv[argc++] = listen;
+		argv[argc++] = "--sources";
+		argv[argc++] = sources;
+		if (db != NULL) {
+			snprintf(pg, sizeof(pg), "dbname=%s user=kanal_ingest",
+			    db);
+			argv[argc++] = "--pg";
+			argv[argc++] = pg;
+		}
+		for (int i = 0; extra != NULL && extra[i] != NULL &&
+		    argc < 62; i++)
+			argv[argc++] = extra[i];
+		argv[argc] = NULL;
+
+		k->pid = fork();
+		if (k->pid == -1)
+			fail_msg("fork: %s", strerror(errno));
+		if (k->pid == 0) {
+			fd = open(k->log, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+			if (fd != -1) {
+				dup2(fd, STDERR_FILENO);
+				dup2(fd, STDOUT_FILENO);
+				close(fd);
+			}
+			execv(argv[0], (char *const *)argv);
+			_exit(127);
+		}
+		if (!th_wait(healthy, k, 10000))
+			fail_msg("kanald did not serve within 10 s; log: %s",
+			    k->log);
+		if (k->pid != -1)
+			return;
+		/* It exited: most likely the port was taken. Try another. */
+	}
+	fail_msg("kanald did not start; last log: %s", k->log);
+}
+
+struct exited {
+	pid_t pid;
+	int status;
+};
+
+static int
+has_exited(void *arg)
+{
+	struct exited *e = arg;
+
+	return waitpid(e->pid, &e->status, WNOHANG) == e->pid;
+}
+
+int
+th_kanald_stop(struct th_kanald *k, int sig)
+{
+	struct exited e = { k->pid, 0 };
+
+	if (k->pid <= 0)
+		return -1;
+	kill(k->pid, sig);
+	if (!th_wait(has_exited, &e, 30000)) {
+		kill(k->pid, SIGKILL);
+		waitpid(k->pid, NULL, 0);
+		k->pid = -1;
+		fail_msg("kanald did not exit within 30 s of signal %d", sig);
+	}
+	k->pid = -1;
+	if (WIFEXITED(e.status))
+		return WEXITSTATUS(e.status);
+	return 128 + WTERMSIG(e.status);
+}
+
+int
+th_wait(int (*cond)(void *arg), void *arg, unsigned deadline_ms)
+{
+	uint64_t end = mono_ms() + deadline_ms;
+
+	for (;;) {
+		if (cond(arg))
+			return 1;
+		if (mono_ms() >= end)
+			return 0;
+		sleep_ms(20);
+	}
+}

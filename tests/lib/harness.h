@@ -1,0 +1,73 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * harness: what the integration and end-to-end tests share.
+ *
+ * PostgreSQL comes from libpq's PG* environment, which `scripts/dev test`
+ * points at its private cluster as a superuser; each test makes its own
+ * database and drops it. kanald is the real binary ($KANALD), on a
+ * loopback port below the ephemeral range. Every wait has a deadline.
+ * Functions fail the running cmocka test on error instead of returning it.
+ */
+#ifndef KANAL_TEST_HARNESS_H
+#define KANAL_TEST_HARNESS_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include <libpq-fe.h>
+
+/* Superuser connection to dbname ("postgres" for the maintenance db). */
+PGconn *th_pg_connect(const char *dbname);
+/* Makes and migrates a fresh database kanal_t_<tag>_<pid>; name gets it. */
+void th_db_create(const char *tag, char *name, size_t len);
+void th_db_drop(const char *name);
+/* Runs sql, fails the test unless it succeeds. */
+void th_exec(PGconn *conn, const char *sql);
+/* First column of the first row as int64; 0 for SQL NULL or no row. */
+int64_t th_query_i64(PGconn *conn, const char *sql);
+/* As text into out; "" for NULL or no row. */
+void th_query_text(PGconn *conn, const char *sql, char *out, size_t len);
+
+/* A fresh directory under $KANAL_TEST_TMP (or /tmp). */
+void th_tmpdir(const char *tag, char *out, size_t len);
+/* Writes a one-source sources file in dir; token gets the secret. */
+void th_make_source(const char *dir, const char *source, const char *allow,
+    char token[65], char *path, size_t pathlen);
+
+struct th_kanald {
+	pid_t pid;
+	int port;
+	char url[64];
+	char log[512];		/* kanald's stderr */
+};
+
+/*
+ * Starts $KANALD for database db (as kanal_ingest) with the sources file,
+ * plus extra arguments (NULL-terminated; may be NULL), and waits until
+ * /healthz answers. db NULL: the extra arguments give --pg.
+ */
+void th_kanald_start(struct th_kanald *k, const char *db,
+    const char *sources, const char *const *extra);
+/* Sends sig and waits (deadline) for the exit; returns the exit status. */
+int th_kanald_stop(struct th_kanald *k, int sig);
+
+/* Polls cond every 20 ms until it returns non-zero or deadline_ms pass. */
+int th_wait(int (*cond)(void *arg), void *arg, unsigned deadline_ms);
+
+/*
+ * Runs argv (argv[0] a path), stdout into out (NUL-terminated, cut to
+ * len), stderr to the test's stderr. Returns the exit status, or -1 when
+ * it did not exit normally.
+ */
+int th_run(char *out, size_t len, const char *const argv[]);
+
+/* HTTP GET/POST to the kanald; returns the status. */
+int th_http(struct th_kanald *k, const char *method, const char *path,
+    const char *headers, const void *body, size_t len, char *resp,
+    size_t resplen);
+
+/* Required environment variable, or the test fails with a hint. */
+const char *th_env(const char *name);
+
+#endif

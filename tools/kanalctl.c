@@ -1,0 +1,474 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * kanalctl: the command-line tool for operators and service teams.
+ *
+ *   kanalctl migrate    bring the database up to the schema
+ *   kanalctl token new  make a source token and its sources line
+ *   kanalctl send       send events built from flags
+ *   kanalctl demo       send realistic Kota Bandung traffic
+ *
+ * Each subcommand has --help. Exit status: 0 success, 1 failure, 2 usage
+ * error, 3 (send) the batch was answered but some events were rejected.
+ */
+#include <errno.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <libpq-fe.h>
+
+#include "client.h"
+#include "demo.h"
+#include "httpc.h"
+#include "migrate.h"
+#include "sources.h"
+#include "validate.h"
+
+#define EXIT_USAGE 2
+#define EXIT_REJECTED 3
+#define DEFAULT_URL "http://127.0.0.1:8080"
+
+struct opt {
+	const char *name;
+	const char *arg;	/* NULL: a switch */
+	const char *help;
+	const char **value;	/* for options with an argument */
+	int *on;		/* for switches */
+};
+
+static void
+opts_usage(FILE *out, const char *synopsis, const char *about,
+    const struct opt *o)
+{
+	fprintf(out, "usage: %s\n\n%s\n\n", synopsis, about);
+	for (; o->name != NULL; o++) {
+		char flag[64];
+		snprintf(flag, sizeof(flag), "--%s%s%s", o->name,
+		    o->arg ? " " : "", o->arg ? o->arg : "");
+		fprintf(out, "  %-24s %s\n", flag, o->help);
+	}
+}
+
+/* Parses argv[1..] against o. -1 on a usage error (printed), 1 on --help. */
+static int
+opts_parse(int argc, char **argv, const struct opt *o, const char *synopsis,
+    const char *about)
+{
+	for (int i = 1; i < argc; i++) {
+		const char *a = argv[i], *eq, *val = NULL;
+		size_t nlen;
+		const struct opt *m;
+
+		if (strcmp(a, "-h") == 0 || strcmp(a, "--help") == 0) {
+			opts_usage(stdout, synopsis, about, o);
+			return 1;
+		}
+		if (strncmp(a, "--", 2) != 0) {
+			fprintf(stderr, "kanalctl: unexpected argument %s\n", a);
+			goto usage;
+		}
+		eq = strchr(a, '=');
+		nlen = eq ? (size_t)(eq - a - 2) : strlen(a + 2);
+		for (m = o; m->name != NULL; m++)
+			if (strlen(m->name) == nlen &&
+			    strncmp(m->name, a + 2, nlen) == 0)
+				break;
+		if (m->name == NULL) {
+			fprintf(stderr, "kanalctl: unknown option %s\n", a);
+			goto usage;
+		}
+		if (m->arg == NULL) {
+			if (eq != NULL) {
+				fprintf(stderr, "kanalctl: --%s takes no "
+				    "value\n", m->name);
+				goto usage;
+			}
+			*m->on = 1;
+			continue;
+		}
+		if (eq != NULL)
+			val = eq + 1;
+		else if (i + 1 < argc)
+			val = argv[++i];
+		else {
+			fprintf(stderr, "kanalctl: --%s needs %s\n", m->name,
+			    m->arg);
+			goto usage;
+		}
+		*m->value = val;
+	}
+	return 0;
+usage:
+	fprintf(stderr, "usage: %s (see --help)\n", synopsis);
+	return -1;
+}
+
+static int
+parse_long(const char *s, long long lo, long long hi, long long *v)
+{
+	char *end;
+
+	errno = 0;
+	*v = strtoll(s, &end, 10);
+	return errno == 0 && end != s && *end == '\0' && *v >= lo && *v <= hi
+	    ? 0 : -1;
+}
+
+/* ------------------------------------------------------------- migrate */
+
+static const char *
+schema_dir_default(void)
+{
+	const char *env = getenv("KANAL_SCHEMA_DIR");
+
+	if (env != NULL && env[0] != '\0')
+		return env;
+	if (access(KANAL_SCHEMA_INSTALL_DIR, R_OK) == 0)
+		return KANAL_SCHEMA_INSTALL_DIR;
+	return KANAL_SCHEMA_SOURCE_DIR;
+}
+
+static int
+cmd_migrate(int argc, char **argv)
+{
+	const char *pg = "", *dir = NULL;
+	const struct opt o[] = {
+		{ "pg", "CONNINFO", "database to migrate, as its owner "
+		  "(default: libpq's PG* environment)", &pg, NULL },
+		{ "schema-dir", "DIR", "migrations (default: $KANAL_SCHEMA_DIR, "
+		  "else " KANAL_SCHEMA_INSTALL_DIR ")", &dir, NULL },
+		{ NULL, NULL, NULL, NULL, NULL },
+	};
+	const char *syn = "kanalctl migrate [--pg CONNINFO] [--schema-dir DIR]";
+	PGconn *conn;
+	char err[1024];
+	int r;
+
+	r = opts_parse(argc, argv, o, syn, "Applies the pending numbered "
+	    "migrations, each in its own transaction, and records them with "
+	    "a checksum\nin kanal.schema_migrations. Safe to run again.");
+	if (r != 0)
+		return r > 0 ? 0 : EXIT_USAGE;
+	if (dir == NULL)
+		dir = schema_dir_default();
+	conn = PQconnectdb(pg);
+	if (PQstatus(conn) != CONNECTION_OK) {
+		fprintf(stderr, "kanalctl migrate: cannot connect: %s",
+		    PQerrorMessage(conn));
+		PQfinish(conn);
+		return 1;
+	}
+	r = migrate_apply(conn, dir, stdout, err, sizeof(err));
+	PQfinish(conn);
+	if (r == -1) {
+		fprintf(stderr, "kanalctl migrate: %s\n", err);
+		return 1;
+	}
+	return 0;
+}
+
+/* --------------------------------------------------------------- token */
+
+static int
+cmd_token(int argc, char **argv)
+{
+	const char *source = NULL, *allow = NULL;
+	const struct opt o[] = {
+		{ "source", "NAME", "the source's name (who sends)", &source,
+		  NULL },
+		{ "allow", "PATTERNS", "services it may report: codes or "
+		  "prefixes ending in '*', comma-separated", &allow, NULL },
+		{ NULL, NULL, NULL, NULL, NULL },
+	};
+	const char *syn = "kanalctl token new --source NAME --allow PATTERNS";
+	char token[65], digest[65], line[512];
+	struct sources *check;
+	FILE *devnull;
+	int r;
+
+	if (argc < 2 || strcmp(argv[1], "new") != 0) {
+		fprintf(stderr, "usage: %s\n", syn);
+		return EXIT_USAGE;
+	}
+	r = opts_parse(argc - 1, argv + 1, o, syn, "Makes a random 256-bit "
+	    "token, prints it once, and prints the line to add to kanald's "
+	    "sources\nfile (which holds only the token's SHA-256 digest). "
+	    "Give the token to the service team; it is not stored anywhere.");
+	if (r != 0)
+		return r > 0 ? 0 : EXIT_USAGE;
+	if (source == NULL || allow == NULL) {
+		fprintf(stderr, "kanalctl token new: --source and --allow are "
+		    "required\n");
+		return EXIT_USAGE;
+	}
+	if (client_random_hex(token, 32) == -1) {
+		fprintf(stderr, "kanalctl token new: no randomness: %s\n",
+		    strerror(errno));
+		return 1;
+	}
+	sources_digest_hex(token, strlen(token), digest);
+	snprintf(line, sizeof(line), "%s sha256:%s %s", source, digest, allow);
+	/* Check the line the way kanald will read it. */
+	devnull = fopen("/dev/null", "w");
+	check = sources_parse(line, strlen(line), "line", devnull ? devnull
+	    : stderr);
+	if (devnull != NULL)
+		fclose(devnull);
+	if (check == NULL) {
+		sources_parse(line, strlen(line), "kanalctl token new", stderr);
+		return EXIT_USAGE;
+	}
+	sources_free(check);
+	printf("token: %s\nsources: %s\n", token, line);
+	return 0;
+}
+
+/* ---------------------------------------------------------------- send */
+
+static int
+cmd_send(int argc, char **argv)
+{
+	const char *url = getenv("KANAL_URL"), *token = getenv("KANAL_TOKEN");
+	const char *service = NULL, *channel = NULL, *region = NULL;
+	const char *outcome = "completed", *count_s = "1", *dur_s = "0";
+	const char *batch_id = NULL, *at_s = NULL;
+	int assisted = 0;
+	const struct opt o[] = {
+		{ "url", "URL", "kanald's address (default $KANAL_URL, else "
+		  DEFAULT_URL ")", &url, NULL },
+		{ "token", "TOKEN", "bearer token (default $KANAL_TOKEN)",
+		  &token, NULL },
+		{ "service", "CODE", "service code, e.g. dukcapil.akta-lahir",
+		  &service, NULL },
+		{ "channel", "NAME", "web, mobile_app, kiosk, chat, partner, "
+		  "counter, phone, outreach or paper", &channel, NULL },
+		{ "region", "CODE", "Kemendagri code, e.g. 32.73.01", &region,
+		  NULL },
+		{ "outcome", "NAME", "completed (default), abandoned, failed "
+		  "or unknown", &outcome, NULL },
+		{ "count", "N", "how many such events (default 1)", &count_s,
+		  NULL },
+		{ "duration-ms", "MS", "duration of each (default 0: not "
+		  "measured)", &dur_s, NULL },
+		{ "assisted", NULL, "done with help from staff or a volunteer",
+		  NULL, &assisted },
+		{ "at", "UNIX_MS", "when they happened (default now)", &at_s,
+		  NULL },
+		{ "batch-id", "ID", "batch id (default: random); reuse it to "
+		  "retry", &batch_id, NULL },
+		{ NULL, NULL, NULL, NULL, NULL },
+	};
+	const char *syn = "kanalctl send --service CODE --channel NAME "
+	    "--region CODE [--outcome NAME] [--count N] ...";
+	long long count, dur, at;
+	int ch, oc, r, rc;
+	char bid[33], err[256];
+	Kanal__V1__EventBatch batch = KANAL__V1__EVENT_BATCH__INIT;
+	Kanal__V1__ServiceEvent *evs = NULL, **evp = NULL;
+	struct httpc *c;
+	struct client_result res;
+
+	r = opts_parse(argc, argv, o, syn, "Sends COUNT identical events in "
+	    "one batch and prints kanald's answer. Exit 0: all accepted;\n3: "
+	    "answered, some rejected; 1: not accepted (HTTP error or no "
+	    "answer).");
+	if (r != 0)
+		return r > 0 ? 0 : EXIT_USAGE;
+	if (service == NULL || channel == NULL || region == NULL) {
+		fprintf(stderr, "kanalctl send: --service, --channel and "
+		    "--region are required\n");
+		return EXIT_USAGE;
+	}
+	if (token == NULL || token[0] == '\0') {
+		fprintf(stderr, "kanalctl send: no token: give --token or set "
+		    "KANAL_TOKEN\n");
+		return EXIT_USAGE;
+	}
+	ch = client_channel_parse(channel);
+	oc = client_outcome_parse(outcome);
+	if (ch == -1 || oc == -1) {
+		fprintf(stderr, "kanalctl send: unknown %s \"%s\"; see "
+		    "--help\n", ch == -1 ? "channel" : "outcome",
+		    ch == -1 ? channel : outcome);
+		return EXIT_USAGE;
+	}
+	if (parse_long(count_s, 1, 1000000, &count) == -1 ||
+	    parse_long(dur_s, 0, UINT32_MAX, &dur) == -1 ||
+	    (at_s != NULL && parse_long(at_s, 0, LLONG_MAX, &at) == -1)) {
+		fprintf(stderr, "kanalctl send: --count is 1..1000000, "
+		    "--duration-ms and --at are whole numbers\n");
+		return EXIT_USAGE;
+	}
+	if (at_s == NULL)
+		at = client_now_ms();
+	if (batch_id == NULL) {
+		if (client_random_hex(bid, 16) == -1) {
+			fprintf(stderr, "kanalctl send: no randomness\n");
+			return 1;
+		}
+		batch_id = bid;
+	}
+	c = httpc_new(url != NULL ? url : DEFAULT_URL, 30000, err, sizeof(err));
+	if (c == NULL) {
+		fprintf(stderr, "kanalctl send: %s\n", err);
+		return EXIT_USAGE;
+	}
+	evs = calloc((size_t)count, sizeof(*evs));
+	evp = calloc((size_t)count, sizeof(*evp));
+	if (evs == NULL || evp == NULL) {
+		fprintf(stderr, "kanalctl send: out of memory\n");
+		rc = 1;
+		goto out;
+	}
+	for (long long i = 0; i < count; i++) {
+		kanal__v1__service_event__init(&evs[i]);
+		evs[i].service_code = (char *)service;
+		evs[i].channel = (Kanal__V1__Channel)ch;
+		evs[i].region_code = (char *)region;
+		evs[i].outcome = (Kanal__V1__Outcome)oc;
+		evs[i].occurred_at_ms = at;
+		evs[i].duration_ms = (uint32_t)dur;
+		evs[i].assisted = assisted;
+		evp[i] = &evs[i];
+	}
+	batch.batch_id = (char *)batch_id;
+	batch.n_events = (size_t)count;
+	batch.events = evp;
+	if (client_send(c, token, &batch, 3, &res) == -1) {
+		fprintf(stderr, "kanalctl send: %s\n", res.error);
+		rc = 1;
+		goto out;
+	}
+	client_print_result(res.status == 200 ? stdout : stderr, &res);
+	rc = res.status != 200 || res.ack == NULL ? 1 :
+	    res.ack->rejected > 0 ? EXIT_REJECTED : 0;
+	client_result_clear(&res);
+out:
+	free(evs);
+	free(evp);
+	httpc_free(c);
+	return rc;
+}
+
+/* ---------------------------------------------------------------- demo */
+
+static int
+cmd_demo(int argc, char **argv)
+{
+	const char *url = getenv("KANAL_URL"), *token = getenv("KANAL_TOKEN");
+	const char *pg = "", *days_s = "7", *rate_s = "20000";
+	const char *per_day_s = "20000", *seed_s = "1";
+	const struct opt o[] = {
+		{ "url", "URL", "kanald's address (default $KANAL_URL, else "
+		  DEFAULT_URL ")", &url, NULL },
+		{ "token", "TOKEN", "bearer token allowed every catalogue "
+		  "service (default $KANAL_TOKEN)", &token, NULL },
+		{ "pg", "CONNINFO", "database to read the service catalogue "
+		  "and kecamatan from (default: PG* environment)", &pg, NULL },
+		{ "days", "N", "spread events over the last N days (default 7; "
+		  "kanald accepts 7 days back unless event-max-age is raised)",
+		  &days_s, NULL },
+		{ "per-day", "N", "events on an average weekday (default "
+		  "20000)", &per_day_s, NULL },
+		{ "rate", "N", "at most N events a second (default 20000)",
+		  &rate_s, NULL },
+		{ "seed", "N", "random seed: the same seed makes the same "
+		  "traffic (default 1)", &seed_s, NULL },
+		{ NULL, NULL, NULL, NULL, NULL },
+	};
+	const char *syn = "kanalctl demo --days N [--rate N] [--per-day N] "
+	    "[--url URL] [--token TOKEN] [--pg CONNINFO]";
+	struct demo_config dc;
+	long long v;
+	int r;
+
+	r = opts_parse(argc, argv, o, syn, "Sends realistic Kota Bandung "
+	    "traffic for the last N days: the catalogue's services, all\n"
+	    "channels, the 30 kecamatan weighted by population, weekday office "
+	    "hours for\nmanual channels, about 40% digital take-up.");
+	if (r != 0)
+		return r > 0 ? 0 : EXIT_USAGE;
+	memset(&dc, 0, sizeof(dc));
+	if (token == NULL || token[0] == '\0') {
+		fprintf(stderr, "kanalctl demo: no token: give --token or set "
+		    "KANAL_TOKEN\n");
+		return EXIT_USAGE;
+	}
+	if (parse_long(days_s, 1, 366, &v) == -1) {
+		fprintf(stderr, "kanalctl demo: --days is 1..366\n");
+		return EXIT_USAGE;
+	}
+	dc.days = (int)v;
+	if (parse_long(per_day_s, 1, 100000000, &v) == -1) {
+		fprintf(stderr, "kanalctl demo: --per-day is 1..100000000\n");
+		return EXIT_USAGE;
+	}
+	dc.per_day = (uint64_t)v;
+	if (parse_long(rate_s, 1, 100000000, &v) == -1) {
+		fprintf(stderr, "kanalctl demo: --rate is 1..100000000\n");
+		return EXIT_USAGE;
+	}
+	dc.rate = (uint64_t)v;
+	if (parse_long(seed_s, 0, LLONG_MAX, &v) == -1) {
+		fprintf(stderr, "kanalctl demo: --seed is a whole number\n");
+		return EXIT_USAGE;
+	}
+	dc.seed = (uint64_t)v;
+	dc.url = url != NULL ? url : DEFAULT_URL;
+	dc.token = token;
+	dc.pg = pg;
+	if (dc.days > 7)
+		fprintf(stderr, "kanalctl demo: note: events older than 7 days "
+		    "are rejected unless kanald runs with a larger "
+		    "--event-max-age\n");
+	return demo_run(&dc, stderr) == 0 ? 0 : 1;
+}
+
+/* ---------------------------------------------------------------- main */
+
+static void
+usage(FILE *out)
+{
+	fprintf(out,
+	    "usage: kanalctl COMMAND [OPTIONS]\n"
+	    "\n"
+	    "  migrate     bring a database up to kanal's schema\n"
+	    "  token new   make a source token and its sources-file line\n"
+	    "  send        send events built from flags to kanald\n"
+	    "  demo        send realistic Kota Bandung traffic to kanald\n"
+	    "  version     print the version\n"
+	    "\n"
+	    "kanalctl COMMAND --help describes each.\n");
+}
+
+int
+main(int argc, char **argv)
+{
+	if (argc < 2) {
+		usage(stderr);
+		return EXIT_USAGE;
+	}
+	if (strcmp(argv[1], "-h") == 0 || strcmp(argv[1], "--help") == 0 ||
+	    strcmp(argv[1], "help") == 0) {
+		usage(stdout);
+		return 0;
+	}
+	if (strcmp(argv[1], "version") == 0 ||
+	    strcmp(argv[1], "--version") == 0) {
+		printf("kanalctl %s\n", KANAL_VERSION);
+		return 0;
+	}
+	if (strcmp(argv[1], "migrate") == 0)
+		return cmd_migrate(argc - 1, argv + 1);
+	if (strcmp(argv[1], "token") == 0)
+		return cmd_token(argc - 1, argv + 1);
+	if (strcmp(argv[1], "send") == 0)
+		return cmd_send(argc - 1, argv + 1);
+	if (strcmp(argv[1], "demo") == 0)
+		return cmd_demo(argc - 1, argv + 1);
+	fprintf(stderr, "kanalctl: unknown command \"%s\"\n", argv[1]);
+	usage(stderr);
+	return EXIT_USAGE;
+}
