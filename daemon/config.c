@@ -90,13 +90,16 @@ key_find(const char *name)
 
 /* ---------------------------------------------------------------- parsers */
 
-int
-config_parse_duration_ms(const char *s, uint64_t *ms)
+struct unit {
+	const char *name;
+	uint64_t mult;
+};
+
+/* A whole number followed by exactly one of the units. */
+static int
+parse_with_unit(const char *s, const struct unit *units, size_t nunits,
+    uint64_t *out)
 {
-	static const struct { const char *unit; uint64_t ms; } units[] = {
-		{ "ms", 1 }, { "s", 1000 }, { "m", 60000 }, { "h", 3600000 },
-		{ "d", MS_DAY },
-	};
 	char *end;
 	unsigned long long n;
 
@@ -106,44 +109,40 @@ config_parse_duration_ms(const char *s, uint64_t *ms)
 	n = strtoull(s, &end, 10);
 	if (errno != 0 || end == s)
 		return -1;
-	for (size_t i = 0; i < sizeof(units) / sizeof(units[0]); i++) {
-		if (strcmp(end, units[i].unit) != 0)
+	for (size_t i = 0; i < nunits; i++) {
+		if (strcmp(end, units[i].name) != 0)
 			continue;
-		if (n > UINT64_MAX / units[i].ms)
+		if (n > UINT64_MAX / units[i].mult)
 			return -1;
-		*ms = n * units[i].ms;
+		*out = n * units[i].mult;
 		return 0;
 	}
 	return -1;
 }
 
 int
+config_parse_duration_ms(const char *s, uint64_t *ms)
+{
+	static const struct unit units[] = {
+		{ "ms", 1 }, { "s", 1000 }, { "m", 60000 }, { "h", 3600000 },
+		{ "d", MS_DAY },
+	};
+
+	return parse_with_unit(s, units, sizeof(units) / sizeof(units[0]), ms);
+}
+
+int
 config_parse_size(const char *s, uint64_t *bytes)
 {
-	static const struct { const char *unit; uint64_t mult; } units[] = {
+	static const struct unit units[] = {
 		{ "", 1 }, { "B", 1 },
 		{ "K", 1ULL << 10 }, { "KiB", 1ULL << 10 },
 		{ "M", 1ULL << 20 }, { "MiB", 1ULL << 20 },
 		{ "G", 1ULL << 30 }, { "GiB", 1ULL << 30 },
 	};
-	char *end;
-	unsigned long long n;
 
-	if (!isdigit((unsigned char)s[0]))
-		return -1;
-	errno = 0;
-	n = strtoull(s, &end, 10);
-	if (errno != 0 || end == s)
-		return -1;
-	for (size_t i = 0; i < sizeof(units) / sizeof(units[0]); i++) {
-		if (strcmp(end, units[i].unit) != 0)
-			continue;
-		if (n > UINT64_MAX / units[i].mult)
-			return -1;
-		*bytes = n * units[i].mult;
-		return 0;
-	}
-	return -1;
+	return parse_with_unit(s, units, sizeof(units) / sizeof(units[0]),
+	    bytes);
 }
 
 int

@@ -35,20 +35,21 @@ import sys
 # Debian's python3-protobuf; the system interpreter can.
 SYSTEM_PYTHON = "/usr/bin/python3"
 try:
-    import google.protobuf  # noqa: F401
+    from google import protobuf as _probe  # noqa: F401
 except ImportError:
     if (os.path.exists(SYSTEM_PYTHON)
             and os.path.realpath(sys.executable) != os.path.realpath(SYSTEM_PYTHON)
             and not os.environ.get("KANAL_E2E_PY_REEXEC")):
         os.environ["KANAL_E2E_PY_REEXEC"] = "1"
         os.execv(SYSTEM_PYTHON, [SYSTEM_PYTHON] + sys.argv)
-    sys.stderr.write("e2e_python: FAIL: python module google.protobuf is missing; "
-                     "install Debian's python3-protobuf (scripts/dev installs "
-                     "the project's packages)\n")
+    print("FAIL: python module google.protobuf is missing: install Debian's "
+          "python3-protobuf (scripts/dev installs the project's packages)\n"
+          "0 passed, 1 failed")
     sys.exit(1)
 
 import ctypes
 import importlib
+import itertools
 import random
 import re
 import shutil
@@ -57,6 +58,7 @@ import socket
 import subprocess
 import tempfile
 import time
+import traceback
 import urllib.error
 import urllib.request
 
@@ -69,6 +71,7 @@ PORT_MIN, PORT_MAX = 20000, 29999   # below Linux's ephemeral range
 START_TRIES = 8
 HEALTH_DEADLINE_S = 10.0
 HEALTH_POLL_S = 0.05
+HEALTH_HTTP_TIMEOUT_S = 0.5
 DB_DEADLINE_S = 60.0
 DB_POLL_S = 0.1
 STOP_DEADLINE_S = 20.0               # kanald allows its last flush 10 s
@@ -197,12 +200,12 @@ def die_with_parent():
         pass
 
 
-def http(method, url, body=None, headers=None):
+def http(method, url, body=None, headers=None, timeout=HTTP_TIMEOUT_S):
     """(status, headers, body) for any status, no exception for 4xx/5xx."""
     req = urllib.request.Request(url, data=body, method=method,
                                  headers=headers or {})
     try:
-        with urllib.request.urlopen(req, timeout=HTTP_TIMEOUT_S) as resp:
+        with urllib.request.urlopen(req, timeout=timeout) as resp:
             return resp.status, resp.headers, resp.read()
     except urllib.error.HTTPError as e:
         with e:
@@ -227,15 +230,11 @@ class Kanald:
             return f.read()
 
     def start(self, rng):
-        tried = set()
-        while len(tried) < START_TRIES:
+        for attempt in range(START_TRIES):
             port = rng.randint(PORT_MIN, PORT_MAX)
-            if port in tried:
-                continue
-            tried.add(port)
             if not port_looks_free(port):
                 continue
-            rc = self._try_start(port, len(tried))
+            rc = self._try_start(port, attempt)
             if rc is None:
                 return
             if not re.search(r"address already in use", self.log_text(), re.I):
@@ -274,7 +273,9 @@ class Kanald:
                 self.proc = None
                 return rc
             try:
-                status, _, _ = http("GET", url)
+                # A short timeout: whoever else may hold the port need
+                # not answer, and kanald's exit must be seen in time.
+                status, _, _ = http("GET", url, timeout=HEALTH_HTTP_TIMEOUT_S)
                 if status == 200 and self.proc.poll() is None:
                     return None
             except (urllib.error.URLError, OSError):
@@ -367,7 +368,14 @@ class Sender:
             token = self.token
         if token is not None:
             headers["Authorization"] = "Bearer " + token
-        return http("POST", self.kd.url("/v1/events"), body, headers)
+        try:
+            return http("POST", self.kd.url("/v1/events"), body, headers)
+        except (urllib.error.URLError, OSError) as e:
+            rc = self.kd.proc.poll() if self.kd.proc is not None else None
+            if rc is not None:
+                raise Fatal("kanald died (exit status %d) while answering "
+                            "POST /v1/events (its log is below)" % rc)
+            raise Fatal("POST /v1/events failed: %s" % e)
 
     def send(self, events, what, expect_rejected=()):
         """
@@ -398,8 +406,11 @@ class Sender:
         got = [(r.index, self.pb.RejectReason.Name(r.code)
                 if r.code in self.pb.RejectReason.values() else r.code)
                for r in ack.rejections]
-        self.c.equal(got, list(expect_rejected),
-                     what + ": rejections (index, code)")
+        want = list(expect_rejected)
+        self.c.check(got == want, what + ": rejections (index, code)",
+                     "differences (got / want):\n" + "\n".join(
+                         "  %r / %r" % (g, w) for g, w in
+                         itertools.zip_longest(got, want) if g != w))
         for r in ack.rejections:
             self.c.check(len(r.message.strip()) > 0,
                          what + ": rejection %d has a message" % r.index)
@@ -722,10 +733,12 @@ def main():
         run(checks, rng, tmp)
     except Fatal as e:
         fatal = str(e)
+    except Exception:
+        fatal = "unexpected error:\n" + traceback.format_exc()
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     if fatal is not None:
-        checks.check(False, "setup", fatal)
+        checks.check(False, "test stopped", fatal)
     print("%d passed, %d failed" % (checks.passed, checks.failed))
     return 0 if checks.failed == 0 else 1
 
