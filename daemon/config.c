@@ -46,8 +46,22 @@ static const struct key keys[] = {
 	{ "pg", KEY_STRING, OFF(pg), "", 0, 0, NULL, "CONNINFO",
 	  "PostgreSQL connection string; empty uses libpq's PG* environment" },
 	{ "wal-dir", KEY_STRING, OFF(wal_dir), "/var/lib/kanal/wal", 0, 0,
-	  NULL, "DIR", "directory for the write-ahead log (reserved: this "
-	  "version keeps counts in memory until flushed)" },
+	  NULL, "DIR", "directory of the write-ahead log: every acknowledged "
+	  "batch is here until PostgreSQL has it" },
+	{ "wal-max-size", KEY_SIZE, OFF(wal_max_size), "1GiB", 1ULL << 20,
+	  1ULL << 40, NULL, "SIZE",
+	  "when the WAL holds this much, new batches get 503 until "
+	  "PostgreSQL catches up" },
+	{ "wal-segment-size", KEY_SIZE, OFF(wal_segment_size), "64MiB", 4096,
+	  1ULL << 30, NULL, "SIZE",
+	  "WAL segment file size; whole segments are removed once flushed" },
+	{ "dedup-window", KEY_DURATION, OFF(dedup_window_ms), "24h", 60000,
+	  30 * MS_DAY, NULL, "DURATION",
+	  "how long a batch_id is remembered, so a retry is not counted twice" },
+	{ "dedup-max-batches", KEY_UINT, OFF(dedup_max_batches), "1000000",
+	  1024, 100000000, NULL, "N",
+	  "most batch_ids remembered (about 50 bytes each); past it the "
+	  "oldest go first" },
 	{ "sources", KEY_STRING, OFF(sources), "/etc/kanal/sources.conf", 0,
 	  0, NULL, "FILE", "sources file: who may send, with which token" },
 	{ "collector-id", KEY_STRING, OFF(collector_id), "kanald", 0, 0,

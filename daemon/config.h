@@ -33,6 +33,10 @@ struct config {
 	uint64_t event_max_ahead_ms;
 	uint64_t timeout_ms;
 	uint64_t shutdown_timeout_ms;
+	uint64_t wal_max_size;
+	uint64_t wal_segment_size;
+	uint64_t dedup_window_ms;
+	uint64_t dedup_max_batches;
 };
 
 enum config_action {

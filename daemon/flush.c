@@ -27,9 +27,12 @@ struct flush {
 	uint64_t interval_ms;
 	uint64_t max_backoff_ms;
 
+	int (*on_checkpoint)(void *, uint64_t, char *, size_t);
+	void (*on_committed)(void *, uint64_t);
+	void *cb_arg;
+
 	PGconn *conn;
-	int base_known;
-	uint64_t base;			/* checkpoint at first connection */
+	int replayed;			/* on_checkpoint done */
 	int commit_unknown;		/* last COMMIT's outcome not known */
 	uint64_t unknown_checkpoint;	/* what that COMMIT would have set */
 	uint64_t backoff_ms;
@@ -104,6 +107,9 @@ flush_new(struct agg *a, const struct flush_config *cfg)
 	f->agg = a;
 	f->interval_ms = cfg->interval_ms;
 	f->max_backoff_ms = cfg->max_backoff_ms ? cfg->max_backoff_ms : 30000;
+	f->on_checkpoint = cfg->on_checkpoint;
+	f->on_committed = cfg->on_committed;
+	f->cb_arg = cfg->arg;
 	f->conninfo = strdup(cfg->conninfo != NULL ? cfg->conninfo : "");
 	f->collector_id = strdup(cfg->collector_id);
 	if (f->conninfo == NULL || f->collector_id == NULL)
@@ -189,11 +195,17 @@ connect_db(struct flush *f)
 	PQclear(r);
 	if (checkpoint_read(f, &pos) == -1)
 		goto fail;
-	if (!f->base_known) {
-		f->base = pos;
-		f->base_known = 1;
+	if (!f->replayed) {
+		char why[512];
+
 		log_info("connected to PostgreSQL: collector_id=%s "
 		    "checkpoint=%" PRIu64, f->collector_id, pos);
+		if (f->on_checkpoint != NULL &&
+		    f->on_checkpoint(f->cb_arg, pos, why, sizeof(why)) == -1) {
+			log_errx("cannot go on: %s", why);
+			exit(3);
+		}
+		f->replayed = 1;
 	}
 	if (f->commit_unknown) {
 		/*
@@ -212,6 +224,8 @@ connect_db(struct flush *f)
 			f->stats.flushes++;
 			f->stats.checkpoint = pos;
 			pthread_mutex_unlock(&f->mu);
+			if (f->on_committed != NULL)
+				f->on_committed(f->cb_arg, pos);
 		} else {
 			log_notice("last commit had not happened; writing its "
 			    "counts again: checkpoint=%" PRIu64, pos);
@@ -372,7 +386,7 @@ flush_once(struct flush *f)
 		return 0;
 	}
 	t0 = now_us();
-	if (write_table(f, t, f->base + pos) == -1) {
+	if (write_table(f, t, pos) == -1) {
 		if (PQstatus(f->conn) != CONNECTION_OK)
 			disconnect(f);
 		goto fail;
@@ -382,10 +396,12 @@ flush_once(struct flush *f)
 	f->stats.flushes++;
 	f->stats.rows += keys;
 	f->stats.last_duration_us = now_us() - t0;
-	f->stats.checkpoint = f->base + pos;
+	f->stats.checkpoint = pos;
 	pthread_mutex_unlock(&f->mu);
 	log_debug("flushed: rows=%zu checkpoint=%" PRIu64 " duration_ms=%.1f",
-	    keys, f->base + pos, (double)(now_us() - t0) / 1000.0);
+	    keys, pos, (double)(now_us() - t0) / 1000.0);
+	if (f->on_committed != NULL)
+		f->on_committed(f->cb_arg, pos);
 	return 0;
 fail:
 	pthread_mutex_lock(&f->mu);

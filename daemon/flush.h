@@ -13,14 +13,17 @@
  * reconnecting: if it holds the value that commit would have written, the
  * counts are in and are not written again.
  *
- * Checkpoint positions: agg carries positions that grow with every batch
- * added. The checkpoint committed is base + position, where base is the
- * checkpoint found in the database at the first connection, so the value
- * stored only ever grows for a collector id.
+ * Checkpoint positions are WAL positions: agg carries the end position of
+ * the last record added, the frozen table the highest one in it, and that
+ * is what the transaction stores. On the first connection the stored
+ * checkpoint is handed to on_checkpoint (which replays the WAL after it
+ * into agg) before anything is written; after each commit, on_committed
+ * hears the new checkpoint (the WAL removes what it no longer needs).
  */
 #ifndef KANAL_FLUSH_H
 #define KANAL_FLUSH_H
 
+#include <stddef.h>
 #include <stdint.h>
 
 struct agg;
@@ -31,10 +34,21 @@ struct flush_config {
 	const char *collector_id;
 	uint64_t interval_ms;
 	uint64_t max_backoff_ms;	/* cap of the retry back-off */
+	/*
+	 * Called once, on the flush thread, with the checkpoint found at the
+	 * first connection, before any flush. Returns 0, or -1 with a
+	 * message in err: kanald cannot go on (logged; exit status 3). NULL:
+	 * nothing to do.
+	 */
+	int (*on_checkpoint)(void *arg, uint64_t checkpoint, char *err,
+	    size_t errlen);
+	/* Called on the flush thread after each commit. May be NULL. */
+	void (*on_committed)(void *arg, uint64_t checkpoint);
+	void *arg;
 };
 
 struct flush_stats {
-	int db_reached;			/* connected at least once */
+	int db_reached;			/* connected and replayed */
 	int connected;
 	uint64_t flushes;		/* committed transactions */
 	uint64_t rows;			/* rows upserted, in all */

@@ -9,6 +9,7 @@
  */
 #include "ingest.h"
 
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -16,8 +17,11 @@
 
 #include "agg.h"
 #include "arena.h"
+#include "dedup.h"
 #include "log.h"
+#include "record.h"
 #include "sources.h"
+#include "wal.h"
 
 #define MSG_MAX 200
 
@@ -26,10 +30,31 @@ struct ingest {
 	struct sources *sources;
 	struct ingest_config cfg;
 	struct arena *arena;
-	uint64_t seq;			/* batches committed */
 	uint8_t *ack;			/* packed BatchAck */
 	size_t ack_cap;
+	uint8_t *rec;			/* encoded WAL record */
+	size_t rec_cap;
+	size_t inflight;
 	struct ingest_stats stats;
+	/* ingest_apply's, on the WAL writer or replay thread only. */
+	struct agg_event *apply_ev;
+	size_t apply_cap;
+};
+
+/*
+ * A request waiting for its WAL record to be durable: what to answer and
+ * whom, and the key to settle in the batch-id memory.
+ */
+struct pending {
+	struct ingest *in;
+	ingest_reply_fn *reply;
+	void *arg;
+	uint32_t accepted;
+	uint8_t source_len, batch_id_len;
+	char source[64];
+	char batch_id[65];
+	size_t ack_len;
+	uint8_t ack[];			/* packed BatchAck */
 };
 
 struct ingest *
@@ -63,6 +88,8 @@ ingest_free(struct ingest *in)
 	sources_free(in->sources);
 	arena_free(in->arena);
 	free(in->ack);
+	free(in->rec);
+	free(in->apply_ev);
 	free(in);
 }
 
@@ -148,6 +175,144 @@ pack_ack(struct ingest *in, const Kanal__V1__BatchAck *ack, size_t *len)
 	return 0;
 }
 
+static void
+durable(void *arg, int ok)
+{
+	struct pending *p = arg;
+	struct ingest *in = p->in;
+
+	in->inflight--;
+	dedup_settle(in->cfg.dedup, p->source, p->source_len, p->batch_id,
+	    p->batch_id_len, ok);
+	if (ok) {
+		struct ingest_reply r = {
+			.status = 200,
+			.content_type = "application/x-protobuf",
+			.body = p->ack,
+			.len = p->ack_len,
+		};
+		in->stats.batches_ok++;
+		in->stats.events_accepted += p->accepted;
+		p->reply(p->arg, &r);
+	} else {
+		reply_error(in, 503, "wal_unavailable", "the write-ahead log "
+		    "could not be written; retry later", p->reply, p->arg);
+	}
+	free(p);
+}
+
+/*
+ * Appends the accepted events to the WAL; the reply goes out from
+ * durable() once they are synced. On failure the request is answered 503
+ * at once: nothing of it was kept.
+ */
+static void
+commit(struct ingest *in, const struct source *src, const char *batch_id,
+    const struct agg_event *acc, size_t nacc, uint32_t nrej, int64_t now_ms,
+    size_t ack_len, ingest_reply_fn *reply, void *arg)
+{
+	struct record_batch rb = {
+		.received_at_ms = now_ms,
+		.source = source_name(src),
+		.source_len = strlen(source_name(src)),
+		.batch_id = batch_id,
+		.batch_id_len = strlen(batch_id),
+		.accepted = (uint32_t)nacc,
+		.rejected = nrej,
+	};
+	size_t need = record_batch_size(&rb, acc, nacc), len;
+	struct pending *p;
+
+	if (need > in->rec_cap) {
+		uint8_t *nb = realloc(in->rec, need);
+		if (nb == NULL)
+			goto nomem;
+		in->rec = nb;
+		in->rec_cap = need;
+	}
+	len = record_batch_encode(&rb, acc, nacc, in->rec);
+	p = malloc(sizeof(*p) + ack_len);
+	if (p == NULL)
+		goto nomem;
+	p->in = in;
+	p->reply = reply;
+	p->arg = arg;
+	p->accepted = (uint32_t)nacc;
+	p->source_len = (uint8_t)rb.source_len;
+	memcpy(p->source, rb.source, rb.source_len);
+	p->batch_id_len = (uint8_t)rb.batch_id_len;
+	memcpy(p->batch_id, batch_id, rb.batch_id_len);
+	p->ack_len = ack_len;
+	memcpy(p->ack, in->ack, ack_len);
+	if (dedup_add(in->cfg.dedup, rb.source, rb.source_len, batch_id,
+	    rb.batch_id_len, (uint32_t)nacc, nrej, now_ms, 1) == -1) {
+		free(p);
+		goto nomem;
+	}
+	if (wal_append(in->cfg.wal, RECORD_TYPE_BATCH, in->rec, len, durable, p)
+	    == -1) {
+		int full = errno == ENOSPC;
+		dedup_settle(in->cfg.dedup, rb.source, rb.source_len, batch_id,
+		    rb.batch_id_len, 0);
+		free(p);
+		if (full)
+			reply_error(in, 503, "wal_full", "the write-ahead log is "
+			    "full until PostgreSQL catches up; retry later",
+			    reply, arg);
+		else
+			reply_error(in, 503, "wal_unavailable", "the write-ahead "
+			    "log cannot be written; retry later", reply, arg);
+		return;
+	}
+	in->inflight++;
+	return;
+nomem:
+	reply_error(in, 503, "overloaded", "out of memory; retry later", reply,
+	    arg);
+}
+
+void
+ingest_apply(void *arg, const struct wal_record *rec)
+{
+	struct ingest *in = arg;
+	struct record_batch b;
+	size_t off, n = 0;
+
+	if (rec->type != RECORD_TYPE_BATCH)
+		return;
+	if (record_batch_decode(rec->payload, rec->len, &b, &off) == -1)
+		goto bad;
+	if (b.accepted > in->apply_cap) {
+		struct agg_event *nv = realloc(in->apply_ev, b.accepted *
+		    sizeof(*nv));
+		if (nv == NULL)
+			fatalx("out of memory applying a WAL record");
+		in->apply_ev = nv;
+		in->apply_cap = b.accepted;
+	}
+	for (n = 0; n < b.accepted; n++)
+		if (record_event_next(rec->payload, rec->len, &off,
+		    &in->apply_ev[n]) == -1)
+			goto bad;
+	/*
+	 * The rollup table can't be allowed to drop a durable record: a
+	 * failure here is memory exhaustion, and the WAL still has it.
+	 */
+	if (agg_add(in->agg, in->apply_ev, n, rec->end) == -1)
+		fatal("cannot add a durable record to the rollups; the WAL "
+		    "keeps it for the restart");
+	return;
+bad:
+	log_errx("skipping a WAL record that does not decode: start=%llu "
+	    "len=%zu", (unsigned long long)rec->start, rec->len);
+}
+
+size_t
+ingest_inflight(const struct ingest *in)
+{
+	return in->inflight;
+}
+
 void
 ingest_batch(struct ingest *in, const char *auth, const char *content_type,
     const void *body, size_t len, int64_t now_ms, ingest_reply_fn *reply,
@@ -197,6 +362,33 @@ ingest_batch(struct ingest *in, const char *auth, const char *content_type,
 		    "to 64 printable ASCII characters, unique per source",
 		    reply, arg);
 		goto out;
+	}
+	{
+		uint32_t acc0, rej0;
+		enum dedup_state st = dedup_find(in->cfg.dedup, source_name(src),
+		    strlen(source_name(src)), batch->batch_id,
+		    strlen(batch->batch_id), &acc0, &rej0);
+
+		if (st == DEDUP_PENDING) {
+			reply_error(in, 503, "batch_in_progress", "this batch_id "
+			    "is being written; retry shortly", reply, arg);
+			goto out;
+		}
+		if (st == DEDUP_DONE) {
+			ack.accepted = acc0;
+			ack.rejected = rej0;
+			ack.duplicate = 1;
+			ack.batch_id = batch->batch_id;
+			if (pack_ack(in, &ack, &r.len) == -1) {
+				reply_error(in, 503, "overloaded", "out of memory; "
+				    "retry later", reply, arg);
+				goto out;
+			}
+			r.body = in->ack;
+			in->stats.batches_duplicate++;
+			reply(arg, &r);
+			goto out;
+		}
 	}
 	nev = batch->n_events;
 	if (nev > in->cfg.max_batch_events) {
@@ -259,32 +451,25 @@ ingest_batch(struct ingest *in, const char *auth, const char *content_type,
 		reply_error(in, 403, "service_not_allowed", msg, reply, arg);
 		goto out;
 	}
-	/*
-	 * Commit. This is where the write-ahead log goes: the accepted
-	 * events are made durable, and only then added to agg and
-	 * acknowledged.
-	 */
-	if (nacc > 0 && agg_add(in->agg, acc, nacc, ++in->seq) == -1) {
-		in->seq--;
-		log_warn("cannot add to the rollup table: events=%zu", nacc);
-		reply_error(in, 503, "overloaded", "cannot hold more rollups "
-		    "now; retry later", reply, arg);
-		goto out;
-	}
 	ack.accepted = (uint32_t)nacc;
 	ack.rejected = (uint32_t)nrej;
 	ack.n_rejections = nrej;
 	ack.rejections = rejp;
 	ack.batch_id = batch->batch_id;
 	if (pack_ack(in, &ack, &r.len) == -1) {
-		/* The events are counted: this must not be a retryable error. */
-		log_warn("cannot build the acknowledgement");
-		r.len = 0;
+		reply_error(in, 503, "overloaded", "out of memory; retry later",
+		    reply, arg);
+		goto out;
 	}
 	r.body = in->ack;
-	in->stats.batches_ok++;
-	in->stats.events_accepted += nacc;
-	reply(arg, &r);
+	if (nacc == 0) {
+		/* Nothing to make durable: the answer is final as it is. */
+		in->stats.batches_ok++;
+		reply(arg, &r);
+		goto out;
+	}
+	commit(in, src, batch->batch_id, acc, nacc, (uint32_t)nrej, now_ms,
+	    r.len, reply, arg);
 out:
 	arena_reset(in->arena);
 }

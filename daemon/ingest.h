@@ -5,10 +5,13 @@
  *   auth      bearer token -> source (sources.h)
  *   decode    EventBatch, protobuf-c into a per-request arena
  *   validate  each event accepted, or rejected with a reason (validate.h)
- *   commit    the accepted events are handed to the commit function, which
- *             makes them durable and adds them to agg; it calls back when
- *             that is done (at once, or later from the event loop)
- *   ack       BatchAck, packed, handed to the reply callback
+ *   dedup     a batch_id this source already sent is answered with the
+ *             first answer's counts and duplicate = true, and not counted
+ *   wal       the accepted events, as one record, are appended to the
+ *             write-ahead log; the request waits (a deferred reply)
+ *   ack       once the record is durable, the BatchAck is handed to the
+ *             reply callback; the events reach agg through ingest_apply,
+ *             which the WAL calls with every durable record
  *
  * ingest knows nothing of HTTP beyond status codes: the caller passes the
  * Authorization and Content-Type header values and the body, and gets a
@@ -23,13 +26,18 @@
 #include "validate.h"
 
 struct agg;
+struct dedup;
 struct sources;
 struct ingest;
+struct wal;
+struct wal_record;
 
 struct ingest_config {
 	struct validate_limits limits;
 	uint64_t max_batch_events;
 	uint64_t max_body_size;	/* sizes the decode arena */
+	struct wal *wal;	/* borrowed */
+	struct dedup *dedup;	/* borrowed */
 };
 
 /*
@@ -50,6 +58,18 @@ typedef void ingest_reply_fn(void *arg, const struct ingest_reply *reply);
 
 /* NULL on out-of-memory. agg is borrowed. */
 struct ingest *ingest_new(struct agg *a, const struct ingest_config *cfg);
+
+/*
+ * Adds the events of one durable WAL record to agg, at the record's end
+ * position (a wal_apply_fn; arg is the ingest). Called by the WAL writer
+ * thread and by replay, never by two threads at once. A record that does
+ * not decode is logged and skipped (the WAL's CRC passed, so it was
+ * written so: counting part of it would be worse).
+ */
+void ingest_apply(void *arg, const struct wal_record *rec);
+
+/* Requests waiting for the WAL. */
+size_t ingest_inflight(const struct ingest *in);
 /* ingest_free(NULL) is a no-op. */
 void ingest_free(struct ingest *in);
 
@@ -70,6 +90,7 @@ void ingest_batch(struct ingest *in, const char *auth,
 
 struct ingest_stats {
 	uint64_t batches_ok;
+	uint64_t batches_duplicate;
 	uint64_t batches_failed;	/* answered with 4xx or 5xx */
 	uint64_t events_accepted;
 	uint64_t events_rejected[16];	/* by RejectReason */

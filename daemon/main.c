@@ -2,28 +2,41 @@
 /*
  * kanald: wires the modules together and owns the event loop.
  *
- * Threads: the event-loop thread runs HTTP and ingest; the flush thread
- * writes rollups to PostgreSQL (flush.h). SIGTERM and SIGINT stop intake,
- * flush what is held and exit; SIGHUP reloads the sources file and the log
- * level from the config file.
+ * Threads: the event-loop thread runs HTTP and ingest; the WAL writer
+ * thread syncs batches and applies them to agg (wal.h); the flush thread
+ * writes rollups to PostgreSQL and, once it first reaches the database,
+ * replays the WAL after the stored checkpoint (flush.h). SIGTERM and SIGINT
+ * stop intake, answer the requests under way, flush what is held and exit
+ * (what could not be written stays in the WAL for the next start); SIGHUP
+ * reloads the sources file and the log level from the config file.
+ *
+ * Exit status: 0 stopped cleanly; 1 bad configuration or start-up
+ * failure; 3 the write-ahead log is damaged or does not match the
+ * database (a person must look: systemd does not restart on 3).
  */
 #include <errno.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include <event2/event.h>
 #include <event2/thread.h>
 
 #include "agg.h"
 #include "config.h"
+#include "dedup.h"
 #include "flush.h"
 #include "httpd.h"
 #include "ingest.h"
 #include "log.h"
 #include "notify.h"
 #include "sources.h"
+#include "wal.h"
+
+#define EXIT_WAL 3
+#define DRAIN_POLL_MS 10
 
 struct kanald {
 	struct config cfg;
@@ -32,14 +45,73 @@ struct kanald {
 	struct ingest *ingest;
 	struct flush *flush;
 	struct httpd *httpd;
+	struct wal *wal;
+	struct dedup *dedup;
+	struct event *drain;
+	uint64_t drain_left_ms;
 };
+
+static int64_t
+now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* Start-up: the batch-id memory learns the WAL's batches. */
+static void
+remember_batch(void *arg, const struct wal_record *rec)
+{
+	dedup_add_record(arg, rec);
+}
+
+/* Flush thread: first contact with the database. */
+static int
+on_checkpoint(void *arg, uint64_t checkpoint, char *err, size_t errlen)
+{
+	struct kanald *k = arg;
+
+	return wal_go_live(k->wal, checkpoint, err, errlen);
+}
+
+static int
+persist_batch(void *arg, const struct wal_record *rec)
+{
+	struct kanald *k = arg;
+
+	return dedup_persist_record(k->dedup, rec, now_ms());
+}
+
+/* Flush thread: counts up to checkpoint are in PostgreSQL. */
+static void
+on_committed(void *arg, uint64_t checkpoint)
+{
+	struct kanald *k = arg;
+
+	wal_remove_before(k->wal, checkpoint, persist_batch, k);
+}
 
 static int
 ready(void *arg, char *why, size_t len)
 {
 	struct kanald *k = arg;
 	struct flush_stats st;
+	struct wal_stats ws;
 
+	wal_get_stats(k->wal, &ws);
+	if (ws.failed) {
+		snprintf(why, len, "the write-ahead log cannot be written "
+		    "(see the log)");
+		return 0;
+	}
+	if (ws.full) {
+		snprintf(why, len, "the write-ahead log is full (%llu bytes): "
+		    "PostgreSQL is behind or unreachable",
+		    (unsigned long long)ws.bytes);
+		return 0;
+	}
 	flush_get_stats(k->flush, &st);
 	if (!st.db_reached) {
 		snprintf(why, len, "PostgreSQL has not been reached yet");
@@ -58,7 +130,26 @@ on_stop(evutil_socket_t sig, short what, void *arg)
 	    agg_keys(k->agg));
 	notify_send("STOPPING=1\nSTATUS=stopping: writing held counts");
 	httpd_close_listener(k->httpd);
-	event_base_loopexit(k->base, NULL);
+	k->drain_left_ms = k->cfg.shutdown_timeout_ms;
+	event_active(k->drain, 0, 0);
+}
+
+/* After a stop signal: wait for the requests that wait for the WAL. */
+static void
+on_drain(evutil_socket_t fd, short what, void *arg)
+{
+	struct kanald *k = arg;
+	struct timeval tv = { 0, DRAIN_POLL_MS * 1000 };
+
+	(void)fd;
+	(void)what;
+	if (ingest_inflight(k->ingest) == 0 || k->drain_left_ms == 0) {
+		event_base_loopexit(k->base, NULL);
+		return;
+	}
+	k->drain_left_ms = k->drain_left_ms > DRAIN_POLL_MS ?
+	    k->drain_left_ms - DRAIN_POLL_MS : 0;
+	evtimer_add(k->drain, &tv);
 }
 
 static void
@@ -100,7 +191,6 @@ main(int argc, char **argv)
 	struct kanald k;
 	struct sources *sources;
 	struct event *ev_term, *ev_int, *ev_hup;
-	int rc = 0;
 
 	memset(&k, 0, sizeof(k));
 	switch (config_from_argv(&k.cfg, argc, argv, stdout, stderr)) {
@@ -131,6 +221,34 @@ main(int argc, char **argv)
 		    "get 401: file=%s", k.cfg.sources);
 	signal(SIGPIPE, SIG_IGN);
 
+	{
+		struct wal_config wc = {
+			.dir = k.cfg.wal_dir,
+			.collector_id = k.cfg.collector_id,
+			.segment_size = k.cfg.wal_segment_size,
+			.max_size = k.cfg.wal_max_size,
+		};
+		char err[1024];
+
+		k.wal = wal_open(&wc, err, sizeof(err));
+		if (k.wal == NULL) {
+			log_errx("cannot start: %s", err);
+			return EXIT_WAL;
+		}
+		k.dedup = dedup_new(k.cfg.wal_dir, k.cfg.dedup_window_ms,
+		    (size_t)k.cfg.dedup_max_batches);
+		if (k.dedup == NULL)
+			fatalx("out of memory at start-up");
+		if (dedup_load(k.dedup, now_ms()) == -1)
+			log_warn("cannot read the batch index; retries of "
+			    "batches older than the WAL may be counted again");
+		if (wal_scan(k.wal, 0, remember_batch, k.dedup, err,
+		    sizeof(err)) == -1) {
+			log_errx("cannot start: %s", err);
+			return EXIT_WAL;
+		}
+	}
+
 	if (evthread_use_pthreads() == -1)
 		fatalx("libevent has no pthreads support");
 	k.base = event_base_new();
@@ -145,6 +263,8 @@ main(int argc, char **argv)
 			},
 			.max_batch_events = k.cfg.max_batch_events,
 			.max_body_size = k.cfg.max_body_size,
+			.wal = k.wal,
+			.dedup = k.dedup,
 		};
 		k.ingest = ingest_new(k.agg, &ic);
 		if (k.ingest == NULL)
@@ -157,6 +277,9 @@ main(int argc, char **argv)
 			.collector_id = k.cfg.collector_id,
 			.interval_ms = k.cfg.flush_interval_ms,
 			.max_backoff_ms = 30000,
+			.on_checkpoint = on_checkpoint,
+			.on_committed = on_committed,
+			.arg = &k,
 		};
 		k.flush = flush_new(k.agg, &fc);
 		if (k.flush == NULL)
@@ -175,8 +298,13 @@ main(int argc, char **argv)
 		if (k.httpd == NULL)
 			fatalx("cannot start: cannot serve on %s", k.cfg.listen);
 	}
+	if (wal_start(k.wal, k.base, ingest_apply, k.ingest) == -1)
+		fatal("cannot start the WAL writer");
 	if (flush_start(k.flush) == -1)
 		fatal("cannot start the flush thread");
+	k.drain = evtimer_new(k.base, on_drain, &k);
+	if (k.drain == NULL)
+		fatalx("out of memory at start-up");
 
 	ev_term = evsignal_new(k.base, SIGTERM, on_stop, &k);
 	ev_int = evsignal_new(k.base, SIGINT, on_stop, &k);
@@ -194,17 +322,25 @@ main(int argc, char **argv)
 
 	event_base_dispatch(k.base);
 
+	/* Write what was appended; answer it (the done callbacks run here). */
+	wal_stop(k.wal);
+	event_base_loop(k.base, EVLOOP_NONBLOCK);
 	if (flush_stop(k.flush, k.cfg.shutdown_timeout_ms) == -1)
-		rc = 1;
+		log_notice("stopped: what PostgreSQL did not take is in the "
+		    "write-ahead log and is counted after the next start");
 	else
 		log_notice("stopped: everything held was written");
+
 	event_free(ev_term);
 	event_free(ev_int);
 	event_free(ev_hup);
-	httpd_free(k.httpd);
+	event_free(k.drain);
 	flush_free(k.flush);
+	wal_close(k.wal);
+	httpd_free(k.httpd);
 	ingest_free(k.ingest);
 	agg_free(k.agg);
+	dedup_free(k.dedup);
 	event_base_free(k.base);
-	return rc;
+	return 0;
 }

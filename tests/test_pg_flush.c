@@ -74,7 +74,9 @@ ev(const char *service, const char *region, int channel, int outcome,
 static struct flush *
 new_flush(struct fixture *f, struct agg *a, const char *collector)
 {
-	struct flush_config fc = { f->conninfo, collector, 1000, 1000 };
+	struct flush_config fc = { .conninfo = f->conninfo,
+	    .collector_id = collector, .interval_ms = 1000,
+	    .max_backoff_ms = 1000 };
 	struct flush *fl = flush_new(a, &fc);
 
 	assert_non_null(fl);
@@ -191,7 +193,9 @@ race(void *arg)
 {
 	struct racer *r = arg;
 	struct agg *a = agg_new();
-	struct flush_config fc = { r->f->conninfo, r->collector, 1000, 1000 };
+	struct flush_config fc = { .conninfo = r->f->conninfo,
+	    .collector_id = r->collector, .interval_ms = 1000,
+	    .max_backoff_ms = 1000 };
 	struct flush *fl = flush_new(a, &fc);
 
 	for (int round = 1; round <= ROUNDS; round++) {

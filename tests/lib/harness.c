@@ -266,6 +266,9 @@ th_kanald_start(struct th_kanald *k, const char *db, const char *sources,
 	char listen[64], pg[512];
 	int argc;
 
+	if (k->wal_dir[0] == '\0')
+		th_tmpdir("wal", k->wal_dir, sizeof(k->wal_dir));
+
 	for (int attempt = 0; attempt < 20; attempt++) {
 		int fd;
 
@@ -284,6 +287,8 @@ th_kanald_start(struct th_kanald *k, const char *db, const char *sources,
 		argv[argc++] = listen;
 		argv[argc++] = "--sources";
 		argv[argc++] = sources;
+		argv[argc++] = "--wal-dir";
+		argv[argc++] = k->wal_dir;
 		if (db != NULL) {
 			snprintf(pg, sizeof(pg), "dbname=%s user=kanal_ingest",
 			    db);

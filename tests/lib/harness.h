@@ -40,12 +40,15 @@ struct th_kanald {
 	int port;
 	char url[64];
 	char log[512];		/* kanald's stderr */
+	char wal_dir[512];	/* made at the first start, kept for restarts */
 };
 
 /*
  * Starts $KANALD for database db (as kanal_ingest) with the sources file,
  * plus extra arguments (NULL-terminated; may be NULL), and waits until
- * /healthz answers. db NULL: the extra arguments give --pg.
+ * /healthz answers. db NULL: the extra arguments give --pg. The WAL goes
+ * to k->wal_dir: a fresh directory unless it is already set, so starting
+ * the same struct again is a restart on the same WAL.
  */
 void th_kanald_start(struct th_kanald *k, const char *db,
     const char *sources, const char *const *extra);

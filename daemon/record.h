@@ -1,0 +1,69 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * record: the payload of a write-ahead-log BATCH record: the accepted
+ * events of one batch, with who sent it, its batch_id and its counts.
+ *
+ * The same bytes are written by ingest, applied to agg when durable, read
+ * back by replay and by the batch-id memory at start-up, and printed by
+ * `kanalctl wal dump`: one codec for all of them.
+ *
+ * Layout (little-endian, no padding):
+ *
+ *     u64 received_at_ms   when kanald accepted the batch (Unix ms)
+ *     u8  source_len, source bytes (1..63)
+ *     u8  batch_id_len, batch_id bytes (1..64)
+ *     u32 accepted         events accepted (= events that follow)
+ *     u32 rejected         events rejected (kept for duplicate answers)
+ *     accepted times:
+ *       i64 occurred_at_ms
+ *       u32 duration_ms
+ *       u8  channel, u8 outcome, u8 assisted
+ *       u8  service_len, service bytes (1..64)
+ *       u8  region_len, region bytes (2..13)
+ */
+#ifndef KANAL_RECORD_H
+#define KANAL_RECORD_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "agg.h"
+
+#define RECORD_TYPE_BATCH 1
+
+struct record_batch {
+	int64_t received_at_ms;
+	const char *source;	/* not NUL-terminated */
+	size_t source_len;
+	const char *batch_id;	/* not NUL-terminated */
+	size_t batch_id_len;
+	uint32_t accepted;
+	uint32_t rejected;
+};
+
+/* Bytes needed to encode the header and these events. Can't fail. */
+size_t record_batch_size(const struct record_batch *b,
+    const struct agg_event *ev, size_t n);
+/*
+ * Encodes into out, which has record_batch_size() bytes; b->accepted must
+ * be n. Returns the bytes written. Can't fail.
+ */
+size_t record_batch_encode(const struct record_batch *b,
+    const struct agg_event *ev, size_t n, uint8_t *out);
+
+/*
+ * Decodes the header; *events_at is the offset of the first event. Returns
+ * 0, or -1 when the payload is malformed (nothing is trusted: lengths are
+ * checked against len). Strings point into p.
+ */
+int record_batch_decode(const uint8_t *p, size_t len, struct record_batch *b,
+    size_t *events_at);
+/*
+ * Decodes the next event at *off, advancing it. 0, or -1 when malformed.
+ * Strings point into p. Syntax of codes is checked too, so a bad record
+ * can't put invalid codes into agg.
+ */
+int record_event_next(const uint8_t *p, size_t len, size_t *off,
+    struct agg_event *ev);
+
+#endif
