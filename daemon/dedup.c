@@ -13,8 +13,9 @@
  *     u32 CRC-32C of the next 36 bytes, 16 digest, u32 accepted,
  *     u32 rejected, u64 received_ms
  * appended and fdatasynced before the WAL segment they came from goes.
- * The file is rewritten (temp file, fsync, rename, directory fsync) at
- * start-up when most of it has expired.
+ * The file is rewritten (temp file, fsync, rename) at start-up when most
+ * of it has expired; if the rename is lost in a crash the old file, a
+ * superset, is read again.
  */
 #include "dedup.h"
 
@@ -23,6 +24,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <openssl/sha.h>
@@ -310,6 +312,7 @@ dedup_persist_record(struct dedup *d, const struct wal_record *rec,
 	struct record_batch b;
 	size_t at;
 	uint8_t *e;
+	struct stat st;
 	int fd, rc = -1;
 
 	if (rec != NULL) {
@@ -343,9 +346,16 @@ dedup_persist_record(struct dedup *d, const struct wal_record *rec,
 	fd = open(d->idx_path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0640);
 	if (fd == -1)
 		return -1;
-	if (write(fd, d->persist, d->plen) == (ssize_t)d->plen &&
-	    fdatasync(fd) == 0)
-		rc = 0;
+	/* A torn last entry would shift every later one off the 40-byte grid. */
+	if (fstat(fd, &st) == 0 && ftruncate(fd, st.st_size -
+	    st.st_size % IDX_ENTRY) == 0) {
+		if (write(fd, d->persist, d->plen) == (ssize_t)d->plen &&
+		    fdatasync(fd) == 0)
+			rc = 0;
+		else if (ftruncate(fd, st.st_size - st.st_size % IDX_ENTRY) == -1)
+			log_warn("cannot take back a failed write of the batch "
+			    "index: file=%s", d->idx_path);
+	}
 	close(fd);
 	if (rc == 0)
 		d->plen = 0;

@@ -44,7 +44,8 @@ enum dedup_state dedup_find(struct dedup *d, const char *source,
     uint32_t *accepted, uint32_t *rejected);
 /*
  * Remembers a batch (pending until dedup_settle). now_ms also expires old
- * entries. Returns 0, or -1 on out-of-memory (nothing remembered).
+ * entries. Returns 0, or -1 with errno ENOMEM, or ENOSPC when every slot
+ * holds a batch still pending (nothing remembered).
  */
 int dedup_add(struct dedup *d, const char *source, size_t source_len,
     const char *batch_id, size_t batch_id_len, uint32_t accepted,
@@ -56,8 +57,9 @@ void dedup_settle(struct dedup *d, const char *source, size_t source_len,
 /* Start-up: remembers the batch of a WAL record (ignores other types). */
 void dedup_add_record(struct dedup *d, const struct wal_record *rec);
 /*
- * Start-up: reads batches.idx (a torn last entry is ignored; a damaged
- * file is set aside as batches.idx.bad with a warning). 0, or -1.
+ * Start-up: reads batches.idx (a torn last entry is ignored, and cut off
+ * before the next append; a damaged entry is skipped with a warning).
+ * 0, or -1.
  */
 int dedup_load(struct dedup *d, int64_t now_ms);
 /*

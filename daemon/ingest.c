@@ -294,6 +294,8 @@ ingest_apply(void *arg, const struct wal_record *rec)
 		if (record_event_next(rec->payload, rec->len, &off,
 		    &in->apply_ev[n]) == -1)
 			goto bad;
+	if (off != rec->len)
+		goto bad;
 	/*
 	 * The rollup table can't be allowed to drop a durable record: a
 	 * failure here is memory exhaustion, and the WAL still has it.

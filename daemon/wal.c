@@ -53,8 +53,8 @@
  *   short, an impossible length, a CRC mismatch) starts the tail when no
  *   valid record follows it; the tail is cut off (ftruncate) with a
  *   warning naming the bytes. A newest segment whose header itself is
- *   incomplete was being created: it holds no record, and is renamed to
- *   NAME.torn with a warning.
+ *   incomplete or bad, with nothing after it, was being created: it holds
+ *   no record, and is renamed to NAME.torn-<unix time> with a warning.
  * - Anything else (a bad record in an older segment, a bad record with
  *   valid ones after it, a header that does not match its name or
  *   collector, a gap between segments) is damage: start-up stops with the
@@ -314,7 +314,10 @@ damage(struct wal_reader *r, struct wal_damage *d, const char *what)
 	return -1;
 }
 
-/* 1 if a whole, valid record starts at offset o of the mapped segment. */
+/*
+ * 1 if a whole, valid record starts at offset o of the mapped segment, 0
+ * if not, -1 if the CRC budget ran out before it could tell.
+ */
 static int
 valid_record_at(const struct wal_reader *r, size_t o, uint64_t *budget)
 {
@@ -326,13 +329,18 @@ valid_record_at(const struct wal_reader *r, size_t o, uint64_t *budget)
 	if (len > WAL_RECORD_MAX || len > r->size - o - WAL_RECORD_HEADER)
 		return 0;
 	if (*budget < len)
-		return 0;
+		return -1;
 	*budget -= len;
 	return record_crc(r->map + o, r->map + o + WAL_RECORD_HEADER, len) ==
 	    get_u32(r->map + o + 4);
 }
 
-/* Damage at r->off in the newest segment: is it a torn tail? */
+/*
+ * Damage at r->off in the newest segment: is it a torn tail? Only when
+ * no valid record follows; when that can't be settled within the budget,
+ * it is not called a tail (kanald stops rather than cut what may have
+ * been acknowledged).
+ */
 static int
 is_tail(const struct wal_reader *r)
 {
@@ -340,12 +348,9 @@ is_tail(const struct wal_reader *r)
 
 	if (r->cur + 1 != r->nsegs)
 		return 0;
-	for (size_t o = r->off + 1; o + WAL_RECORD_HEADER <= r->size; o++) {
-		if (valid_record_at(r, o, &budget))
+	for (size_t o = r->off + 1; o + WAL_RECORD_HEADER <= r->size; o++)
+		if (valid_record_at(r, o, &budget) != 0)
 			return 0;
-		if (budget == 0)
-			return 0;	/* could not look far enough: not sure */
-	}
 	return 1;
 }
 
@@ -388,6 +393,12 @@ reader_open_segment(struct wal_reader *r, struct wal_damage *d)
 	if (memcmp(r->map, WAL_MAGIC, 8) != 0 ||
 	    get_u32(r->map + 124) != crc32c(0, r->map, 124)) {
 		int rc = damage(r, d, "segment header damaged (magic or CRC)");
+		/*
+		 * Records go in only after the header is synced: a newest
+		 * segment that is a bad header and nothing more was being
+		 * created when the machine stopped.
+		 */
+		d->tail = r->cur + 1 == r->nsegs && r->size == WAL_SEGMENT_HEADER;
 		return rc;
 	}
 	if (get_u32(r->map + 8) != WAL_VERSION) {
@@ -708,8 +719,10 @@ recover(struct wal *w, char *err, size_t errlen)
 		}
 		if (d.offset < WAL_SEGMENT_HEADER) {
 			/* A segment whose creation never finished. */
-			char torn[600];
-			snprintf(torn, sizeof(torn), "%s.torn", d.segment);
+			char torn[640];
+			/* Never over an earlier one: the name says when. */
+			snprintf(torn, sizeof(torn), "%s.torn-%lld", d.segment,
+			    (long long)time(NULL));
 			if (rename(d.segment, torn) == -1) {
 				snprintf(err, errlen, "%s: %s", d.segment,
 				    strerror(errno));
@@ -1131,6 +1144,10 @@ wal_go_live(struct wal *w, uint64_t from, char *err, size_t errlen)
 			w->apply(w->apply_arg, &rec);
 			pos = rec.end;
 			applied += rec.len;
+			if (applied >> 26 != (applied - rec.len) >> 26)
+				log_info("replaying the write-ahead log: "
+				    "bytes=%" PRIu64 " position=%" PRIu64
+				    " end=%" PRIu64, applied, pos, end);
 		}
 		wal_reader_free(r);
 		if (got == -1 && pos < end) {
@@ -1183,6 +1200,13 @@ wal_remove_before(struct wal *w, uint64_t pos,
 					break;
 				}
 			wal_reader_free(r);
+			if (got == -1 && d.position < next) {
+				/* Keep it: its batches could not all be seen. */
+				log_warnx("not removing a WAL segment that cannot "
+				    "be read whole: file=%s offset=%" PRIu64
+				    " reason=\"%s\"", d.segment, d.offset, d.what);
+				break;
+			}
 			if (stop || before(arg, NULL) == -1)
 				break;
 		}

@@ -6,9 +6,11 @@
  *   kanalctl token new  make a source token and its sources line
  *   kanalctl send       send events built from flags
  *   kanalctl demo       send realistic Kota Bandung traffic
+ *   kanalctl wal        check, repair and dump a write-ahead log
  *
- * Each subcommand has --help. Exit status: 0 success, 1 failure, 2 usage
- * error, 3 (send) the batch was answered but some events were rejected.
+ * Each subcommand has --help. Exit status: 0 success, 1 failure (for wal
+ * check: damage found), 2 usage error, 3 (send) the batch was answered but
+ * some events were rejected.
  */
 #include <errno.h>
 #include <limits.h>
@@ -25,6 +27,7 @@
 #include "migrate.h"
 #include "sources.h"
 #include "validate.h"
+#include "walctl.h"
 
 #define EXIT_USAGE 2
 #define EXIT_REJECTED 3
@@ -426,6 +429,148 @@ cmd_demo(int argc, char **argv)
 	return demo_run(&dc, stderr) == 0 ? 0 : 1;
 }
 
+/* ----------------------------------------------------------------- wal */
+
+/*
+ * Takes the one DIR argument out of argv (argv[0] is the subcommand) and
+ * leaves the options, stepping over the values of o's, to opts_parse; so
+ * options may come before or after DIR. 0 (*dir NULL when there is none),
+ * or -1 (printed) when there are two.
+ */
+static int
+wal_take_dir(int *argc, char **argv, const struct opt *o, const char **dir)
+{
+	int n = 1;
+
+	*dir = NULL;
+	for (int i = 1; i < *argc; i++) {
+		const char *a = argv[i];
+		const struct opt *m;
+
+		if (a[0] == '-' && a[1] != '\0') {
+			argv[n++] = argv[i];
+			for (m = o; m->name != NULL; m++)
+				if (strcmp(a + 2, m->name) == 0)
+					break;
+			if (m->name != NULL && m->arg != NULL && i + 1 < *argc)
+				argv[n++] = argv[++i];
+			continue;
+		}
+		if (*dir != NULL) {
+			fprintf(stderr, "kanalctl wal %s: one DIR only (%s, "
+			    "%s)\n", argv[0], *dir, a);
+			return -1;
+		}
+		*dir = a;
+	}
+	*argc = n;
+	return 0;
+}
+
+static int
+cmd_wal(int argc, char **argv)
+{
+	const char *syn_check = "kanalctl wal check [--repair] DIR";
+	const char *syn_dump = "kanalctl wal dump [--from POSITION] [--events] "
+	    "DIR";
+	const char *dir = NULL, *from_s = NULL;
+	int repair = 0, events = 0, r;
+	long long from = 0;
+	const struct opt oc[] = {
+		{ "repair", NULL, "move damage into quarantine files (kanald "
+		  "stopped)", NULL, &repair },
+		{ NULL, NULL, NULL, NULL, NULL },
+	};
+	const struct opt od[] = {
+		{ "from", "POSITION", "only records starting at or after "
+		  "POSITION", &from_s, NULL },
+		{ "events", NULL, "one indented line per event of each batch",
+		  NULL, &events },
+		{ NULL, NULL, NULL, NULL, NULL },
+	};
+
+	if (argc < 2 || strcmp(argv[1], "-h") == 0 ||
+	    strcmp(argv[1], "--help") == 0) {
+		fprintf(argc < 2 ? stderr : stdout, "usage: %s\n       %s\n\n"
+		    "Reads kanald's write-ahead log in DIR (its --wal-dir) by "
+		    "the rules kanald\napplies at start-up (see "
+		    "docs/wal.md).\n\n"
+		    "  check   check every segment and record; --repair moves "
+		    "damage aside\n"
+		    "  dump    print the records, and with --events their "
+		    "events, as text\n\n"
+		    "kanalctl wal check --help and kanalctl wal dump --help "
+		    "describe each.\n", syn_check, syn_dump);
+		return argc < 2 ? EXIT_USAGE : 0;
+	}
+	if (strcmp(argv[1], "check") == 0) {
+		argc--;
+		argv++;
+		if (wal_take_dir(&argc, argv, oc, &dir) == -1)
+			return EXIT_USAGE;
+		r = opts_parse(argc, argv, oc, syn_check, "Reads every "
+		    "segment and record in DIR as kanald does at start-up, "
+		    "and\ndecodes every batch. "
+		    "Prints a summary and, at damage, the segment, the "
+		    "offset,\nthe position and whether it is a torn tail "
+		    "(kanald cuts it off itself) or\ndamage kanald will not "
+		    "start on (exit status 3). Changes nothing "
+		    "without\n--repair.\n\n--repair, only while kanald is "
+		    "stopped, copies the damaged bytes up to the end\nof their "
+		    "segment into SEGMENT.quarantine-<unix time> beside it and "
+		    "cuts the\nsegment there (a segment whose header is "
+		    "damaged is renamed so, whole), and\nrenames the segments "
+		    "after it the same way: they can no longer follow on. "
+		    "It\ndeletes nothing, and prints what it moved and what "
+		    "that takes out of the log.\nRecords that pass their CRC "
+		    "but do not decode are reported, not moved.\n\nExit 0: "
+		    "clean (after the repair); 1: damage, a torn tail, records "
+		    "that do not\ndecode, or the repair was refused or failed; "
+		    "2: usage.");
+		if (r != 0)
+			return r > 0 ? 0 : EXIT_USAGE;
+		if (dir == NULL) {
+			fprintf(stderr, "usage: %s (see --help)\n", syn_check);
+			return EXIT_USAGE;
+		}
+		return walctl_check(dir, repair, stdout, stderr);
+	}
+	if (strcmp(argv[1], "dump") == 0) {
+		argc--;
+		argv++;
+		if (wal_take_dir(&argc, argv, od, &dir) == -1)
+			return EXIT_USAGE;
+		r = opts_parse(argc, argv, od, syn_dump, "Prints one line "
+		    "per record of the write-ahead log in DIR: start and "
+		    "end\nposition, type, "
+		    "payload length and, for a batch, when kanald received "
+		    "it\n(UTC), the source, the batch_id and the accepted and "
+		    "rejected counts. --events\nadds a line per event: when it "
+		    "happened (UTC), service, channel, region,\noutcome, "
+		    "assisted and duration_ms. Only what the record holds is "
+		    "printed.\nRead-only; safe while kanald runs. Exit 0; 1: "
+		    "it stopped at damage (see\nkanalctl wal check) or a "
+		    "record did not decode; 2: usage.");
+		if (r != 0)
+			return r > 0 ? 0 : EXIT_USAGE;
+		if (dir == NULL) {
+			fprintf(stderr, "usage: %s (see --help)\n", syn_dump);
+			return EXIT_USAGE;
+		}
+		if (from_s != NULL && parse_long(from_s, 0, LLONG_MAX, &from)
+		    == -1) {
+			fprintf(stderr, "kanalctl wal dump: --from is a "
+			    "position, a whole number\n");
+			return EXIT_USAGE;
+		}
+		return walctl_dump(dir, (uint64_t)from, events, stdout,
+		    stderr);
+	}
+	fprintf(stderr, "kanalctl wal: unknown command \"%s\"; see kanalctl "
+	    "wal --help\n", argv[1]);
+	return EXIT_USAGE;
+}
+
 /* ---------------------------------------------------------------- main */
 
 static void
@@ -438,6 +583,7 @@ usage(FILE *out)
 	    "  token new   make a source token and its sources-file line\n"
 	    "  send        send events built from flags to kanald\n"
 	    "  demo        send realistic Kota Bandung traffic to kanald\n"
+	    "  wal         check, repair or dump kanald's write-ahead log\n"
 	    "  version     print the version\n"
 	    "\n"
 	    "kanalctl COMMAND --help describes each.\n");
@@ -468,6 +614,8 @@ main(int argc, char **argv)
 		return cmd_send(argc - 1, argv + 1);
 	if (strcmp(argv[1], "demo") == 0)
 		return cmd_demo(argc - 1, argv + 1);
+	if (strcmp(argv[1], "wal") == 0)
+		return cmd_wal(argc - 1, argv + 1);
 	fprintf(stderr, "kanalctl: unknown command \"%s\"\n", argv[1]);
 	usage(stderr);
 	return EXIT_USAGE;
