@@ -6,38 +6,10 @@
 
 #include <string.h>
 
+#include "le.h"
 #include "validate.h"
 
 #define EVENT_FIXED (8 + 4 + 3 + 1 + 1)
-
-static void
-put_u32(uint8_t *p, uint32_t v)
-{
-	p[0] = (uint8_t)v;
-	p[1] = (uint8_t)(v >> 8);
-	p[2] = (uint8_t)(v >> 16);
-	p[3] = (uint8_t)(v >> 24);
-}
-
-static void
-put_u64(uint8_t *p, uint64_t v)
-{
-	put_u32(p, (uint32_t)v);
-	put_u32(p + 4, (uint32_t)(v >> 32));
-}
-
-static uint32_t
-get_u32(const uint8_t *p)
-{
-	return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 |
-	    (uint32_t)p[3] << 24;
-}
-
-static uint64_t
-get_u64(const uint8_t *p)
-{
-	return (uint64_t)get_u32(p) | (uint64_t)get_u32(p + 4) << 32;
-}
 
 size_t
 record_batch_size(const struct record_batch *b, const struct agg_event *ev,
@@ -56,7 +28,7 @@ record_batch_encode(const struct record_batch *b, const struct agg_event *ev,
 {
 	uint8_t *p = out;
 
-	put_u64(p, (uint64_t)b->received_at_ms);
+	le_put_u64(p, (uint64_t)b->received_at_ms);
 	p += 8;
 	*p++ = (uint8_t)b->source_len;
 	memcpy(p, b->source, b->source_len);
@@ -64,12 +36,12 @@ record_batch_encode(const struct record_batch *b, const struct agg_event *ev,
 	*p++ = (uint8_t)b->batch_id_len;
 	memcpy(p, b->batch_id, b->batch_id_len);
 	p += b->batch_id_len;
-	put_u32(p, b->accepted);
-	put_u32(p + 4, b->rejected);
+	le_put_u32(p, b->accepted);
+	le_put_u32(p + 4, b->rejected);
 	p += 8;
 	for (size_t i = 0; i < n; i++) {
-		put_u64(p, (uint64_t)ev[i].occurred_at_ms);
-		put_u32(p + 8, ev[i].duration_ms);
+		le_put_u64(p, (uint64_t)ev[i].occurred_at_ms);
+		le_put_u32(p + 8, ev[i].duration_ms);
 		p[12] = ev[i].channel;
 		p[13] = ev[i].outcome;
 		p[14] = ev[i].assisted;
@@ -92,7 +64,7 @@ record_batch_decode(const uint8_t *p, size_t len, struct record_batch *b,
 
 	if (len < 8 + 1)
 		return -1;
-	b->received_at_ms = (int64_t)get_u64(p);
+	b->received_at_ms = (int64_t)le_get_u64(p);
 	off = 8;
 	b->source_len = p[off++];
 	if (b->source_len == 0 || b->source_len > 63 || off + b->source_len +
@@ -106,8 +78,8 @@ record_batch_decode(const uint8_t *p, size_t len, struct record_batch *b,
 		return -1;
 	b->batch_id = (const char *)p + off;
 	off += b->batch_id_len;
-	b->accepted = get_u32(p + off);
-	b->rejected = get_u32(p + off + 4);
+	b->accepted = le_get_u32(p + off);
+	b->rejected = le_get_u32(p + off + 4);
 	off += 8;
 	/* Each event takes at least EVENT_FIXED + 3 bytes. */
 	if (b->accepted > (len - off) / (EVENT_FIXED + 3))
@@ -124,8 +96,8 @@ record_event_next(const uint8_t *p, size_t len, size_t *off,
 
 	if (o + EVENT_FIXED > len)
 		return -1;
-	ev->occurred_at_ms = (int64_t)get_u64(p + o);
-	ev->duration_ms = get_u32(p + o + 8);
+	ev->occurred_at_ms = (int64_t)le_get_u64(p + o);
+	ev->duration_ms = le_get_u32(p + o + 8);
 	ev->channel = p[o + 12];
 	ev->outcome = p[o + 13];
 	ev->assisted = p[o + 14];

@@ -89,6 +89,8 @@
 #include <event2/event.h>
 
 #include "crc32c.h"
+#include "fsutil.h"
+#include "le.h"
 #include "log.h"
 
 #define WAL_MAGIC "KANALWAL"
@@ -98,35 +100,6 @@
 #define TAIL_SEARCH_CRC_BUDGET (256u << 20)
 
 /* ------------------------------------------------------------ encoding */
-
-static void
-put_u32(uint8_t *p, uint32_t v)
-{
-	p[0] = (uint8_t)v;
-	p[1] = (uint8_t)(v >> 8);
-	p[2] = (uint8_t)(v >> 16);
-	p[3] = (uint8_t)(v >> 24);
-}
-
-static void
-put_u64(uint8_t *p, uint64_t v)
-{
-	put_u32(p, (uint32_t)v);
-	put_u32(p + 4, (uint32_t)(v >> 32));
-}
-
-static uint32_t
-get_u32(const uint8_t *p)
-{
-	return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 |
-	    (uint32_t)p[3] << 24;
-}
-
-static uint64_t
-get_u64(const uint8_t *p)
-{
-	return (uint64_t)get_u32(p) | (uint64_t)get_u32(p + 4) << 32;
-}
 
 static uint32_t
 record_crc(const uint8_t *hdr, const uint8_t *payload, size_t len)
@@ -145,14 +118,14 @@ header_encode(uint8_t h[WAL_SEGMENT_HEADER], uint64_t first,
 
 	memset(h, 0, WAL_SEGMENT_HEADER);
 	memcpy(h, WAL_MAGIC, 8);
-	put_u32(h + 8, WAL_VERSION);
-	put_u32(h + 12, WAL_SEGMENT_HEADER);
-	put_u64(h + 16, first);
+	le_put_u32(h + 8, WAL_VERSION);
+	le_put_u32(h + 12, WAL_SEGMENT_HEADER);
+	le_put_u64(h + 16, first);
 	memcpy(h + 24, collector, strlen(collector));
 	clock_gettime(CLOCK_REALTIME, &ts);
-	put_u64(h + 88, (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec /
+	le_put_u64(h + 88, (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec /
 	    1000000);
-	put_u32(h + 124, crc32c(0, h, 124));
+	le_put_u32(h + 124, crc32c(0, h, 124));
 }
 
 static void
@@ -325,14 +298,14 @@ valid_record_at(const struct wal_reader *r, size_t o, uint64_t *budget)
 
 	if (r->size - o < WAL_RECORD_HEADER)
 		return 0;
-	len = get_u32(r->map + o);
+	len = le_get_u32(r->map + o);
 	if (len > WAL_RECORD_MAX || len > r->size - o - WAL_RECORD_HEADER)
 		return 0;
 	if (*budget < len)
 		return -1;
 	*budget -= len;
 	return record_crc(r->map + o, r->map + o + WAL_RECORD_HEADER, len) ==
-	    get_u32(r->map + o + 4);
+	    le_get_u32(r->map + o + 4);
 }
 
 /*
@@ -391,7 +364,7 @@ reader_open_segment(struct wal_reader *r, struct wal_damage *d)
 		return rc;
 	}
 	if (memcmp(r->map, WAL_MAGIC, 8) != 0 ||
-	    get_u32(r->map + 124) != crc32c(0, r->map, 124)) {
+	    le_get_u32(r->map + 124) != crc32c(0, r->map, 124)) {
 		int rc = damage(r, d, "segment header damaged (magic or CRC)");
 		/*
 		 * Records go in only after the header is synced: a newest
@@ -401,14 +374,14 @@ reader_open_segment(struct wal_reader *r, struct wal_damage *d)
 		d->tail = r->cur + 1 == r->nsegs && r->size == WAL_SEGMENT_HEADER;
 		return rc;
 	}
-	if (get_u32(r->map + 8) != WAL_VERSION) {
+	if (le_get_u32(r->map + 8) != WAL_VERSION) {
 		snprintf(what, sizeof(what), "format version %u; this kanal "
-		    "reads version %d", get_u32(r->map + 8), WAL_VERSION);
+		    "reads version %d", le_get_u32(r->map + 8), WAL_VERSION);
 		return damage(r, d, what);
 	}
-	if (get_u64(r->map + 16) != s->first) {
+	if (le_get_u64(r->map + 16) != s->first) {
 		snprintf(what, sizeof(what), "header says first position %"
-		    PRIu64 ", the file name %" PRIu64, get_u64(r->map + 16),
+		    PRIu64 ", the file name %" PRIu64, le_get_u64(r->map + 16),
 		    s->first);
 		return damage(r, d, what);
 	}
@@ -462,7 +435,7 @@ wal_reader_next(struct wal_reader *r, struct wal_record *rec,
 		d->tail = is_tail(r);
 		return rc;
 	}
-	len = get_u32(r->map + r->off);
+	len = le_get_u32(r->map + r->off);
 	if (len > WAL_RECORD_MAX ||
 	    len > r->size - r->off - WAL_RECORD_HEADER) {
 		int rc = damage(r, d, "record length runs past the end of the "
@@ -471,7 +444,7 @@ wal_reader_next(struct wal_reader *r, struct wal_record *rec,
 		return rc;
 	}
 	if (record_crc(r->map + r->off, r->map + r->off + WAL_RECORD_HEADER,
-	    len) != get_u32(r->map + r->off + 4)) {
+	    len) != le_get_u32(r->map + r->off + 4)) {
 		int rc = damage(r, d, "record CRC mismatch");
 		d->tail = is_tail(r);
 		return rc;
@@ -603,23 +576,6 @@ segs_push(struct wal *w, uint64_t first, uint64_t size)
 	return 0;
 }
 
-static int
-write_all(int fd, const void *p, size_t len)
-{
-	const uint8_t *s = p;
-
-	while (len > 0) {
-		ssize_t n = write(fd, s, len);
-		if (n == -1 && errno == EINTR)
-			continue;
-		if (n <= 0)
-			return -1;
-		s += n;
-		len -= (size_t)n;
-	}
-	return 0;
-}
-
 /*
  * Creates the segment starting at first: header written and synced, the
  * directory synced. Returns its fd, or -1 with errno.
@@ -637,7 +593,7 @@ segment_create(struct wal *w, uint64_t first)
 	if (fd == -1)
 		return -1;
 	header_encode(h, first, w->collector);
-	if (write_all(fd, h, sizeof(h)) == -1 || fdatasync(fd) == -1 ||
+	if (fs_write_all(fd, h, sizeof(h)) == -1 || fdatasync(fd) == -1 ||
 	    fsync(w->dirfd) == -1)
 		goto fail;
 	return fd;
@@ -899,7 +855,7 @@ apply_buffer(struct wal *w, const uint8_t *buf, size_t len, uint64_t start)
 
 	while (off < len) {
 		struct wal_record rec;
-		uint32_t n = get_u32(buf + off);
+		uint32_t n = le_get_u32(buf + off);
 
 		rec.start = start + off;
 		rec.end = rec.start + WAL_RECORD_HEADER + n;
@@ -958,7 +914,7 @@ writer_main(void *arg)
 		t0 = now_us();
 		if (failed) {
 			ok = 0;
-		} else if (write_all(w->fd, w->writing.p, len) == -1) {
+		} else if (fs_write_all(w->fd, w->writing.p, len) == -1) {
 			/*
 			 * ENOSPC and the like: take the partial write back so
 			 * the segment ends on a record boundary; the batches
@@ -1059,9 +1015,9 @@ wal_append(struct wal *w, uint8_t type, const void *payload, size_t len,
 		errno = EMSGSIZE;
 		return -1;
 	}
-	put_u32(h, (uint32_t)len);
+	le_put_u32(h, (uint32_t)len);
 	h[8] = type;
-	put_u32(h + 4, record_crc(h, payload, len));
+	le_put_u32(h + 4, record_crc(h, payload, len));
 
 	pthread_mutex_lock(&w->mu);
 	if (w->failed || w->stop) {

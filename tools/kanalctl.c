@@ -25,6 +25,7 @@
 #include "demo.h"
 #include "httpc.h"
 #include "migrate.h"
+#include "opts.h"
 #include "sources.h"
 #include "validate.h"
 #include "walctl.h"
@@ -33,80 +34,6 @@
 #define EXIT_REJECTED 3
 #define DEFAULT_URL "http://127.0.0.1:8080"
 
-struct opt {
-	const char *name;
-	const char *arg;	/* NULL: a switch */
-	const char *help;
-	const char **value;	/* for options with an argument */
-	int *on;		/* for switches */
-};
-
-static void
-opts_usage(FILE *out, const char *synopsis, const char *about,
-    const struct opt *o)
-{
-	fprintf(out, "usage: %s\n\n%s\n\n", synopsis, about);
-	for (; o->name != NULL; o++) {
-		char flag[64];
-		snprintf(flag, sizeof(flag), "--%s%s%s", o->name,
-		    o->arg ? " " : "", o->arg ? o->arg : "");
-		fprintf(out, "  %-24s %s\n", flag, o->help);
-	}
-}
-
-/* Parses argv[1..] against o. -1 on a usage error (printed), 1 on --help. */
-static int
-opts_parse(int argc, char **argv, const struct opt *o, const char *synopsis,
-    const char *about)
-{
-	for (int i = 1; i < argc; i++) {
-		const char *a = argv[i], *eq, *val = NULL;
-		size_t nlen;
-		const struct opt *m;
-
-		if (strcmp(a, "-h") == 0 || strcmp(a, "--help") == 0) {
-			opts_usage(stdout, synopsis, about, o);
-			return 1;
-		}
-		if (strncmp(a, "--", 2) != 0) {
-			fprintf(stderr, "kanalctl: unexpected argument %s\n", a);
-			goto usage;
-		}
-		eq = strchr(a, '=');
-		nlen = eq ? (size_t)(eq - a - 2) : strlen(a + 2);
-		for (m = o; m->name != NULL; m++)
-			if (strlen(m->name) == nlen &&
-			    strncmp(m->name, a + 2, nlen) == 0)
-				break;
-		if (m->name == NULL) {
-			fprintf(stderr, "kanalctl: unknown option %s\n", a);
-			goto usage;
-		}
-		if (m->arg == NULL) {
-			if (eq != NULL) {
-				fprintf(stderr, "kanalctl: --%s takes no "
-				    "value\n", m->name);
-				goto usage;
-			}
-			*m->on = 1;
-			continue;
-		}
-		if (eq != NULL)
-			val = eq + 1;
-		else if (i + 1 < argc)
-			val = argv[++i];
-		else {
-			fprintf(stderr, "kanalctl: --%s needs %s\n", m->name,
-			    m->arg);
-			goto usage;
-		}
-		*m->value = val;
-	}
-	return 0;
-usage:
-	fprintf(stderr, "usage: %s (see --help)\n", synopsis);
-	return -1;
-}
 
 static int
 parse_long(const char *s, long long lo, long long hi, long long *v)
@@ -149,7 +76,7 @@ cmd_migrate(int argc, char **argv)
 	char err[1024];
 	int r;
 
-	r = opts_parse(argc, argv, o, syn, "Applies the pending numbered "
+	r = opts_parse("kanalctl", argc, argv, o, syn, "Applies the pending numbered "
 	    "migrations, each in its own transaction, and records them with "
 	    "a checksum\nin kanal.schema_migrations. Safe to run again.");
 	if (r != 0)
@@ -195,7 +122,7 @@ cmd_token(int argc, char **argv)
 		fprintf(stderr, "usage: %s\n", syn);
 		return EXIT_USAGE;
 	}
-	r = opts_parse(argc - 1, argv + 1, o, syn, "Makes a random 256-bit "
+	r = opts_parse("kanalctl", argc - 1, argv + 1, o, syn, "Makes a random 256-bit "
 	    "token, prints it once, and prints the line to add to kanald's "
 	    "sources\nfile (which holds only the token's SHA-256 digest). "
 	    "Give the token to the service team; it is not stored anywhere.");
@@ -273,7 +200,7 @@ cmd_send(int argc, char **argv)
 	struct httpc *c;
 	struct client_result res;
 
-	r = opts_parse(argc, argv, o, syn, "Sends COUNT identical events in "
+	r = opts_parse("kanalctl", argc, argv, o, syn, "Sends COUNT identical events in "
 	    "one batch and prints kanald's answer. Exit 0: all accepted;\n3: "
 	    "answered, some rejected; 1: not accepted (HTTP error or no "
 	    "answer).");
@@ -387,7 +314,7 @@ cmd_demo(int argc, char **argv)
 	long long v;
 	int r;
 
-	r = opts_parse(argc, argv, o, syn, "Sends realistic Kota Bandung "
+	r = opts_parse("kanalctl", argc, argv, o, syn, "Sends realistic Kota Bandung "
 	    "traffic for the last N days: the catalogue's services, all\n"
 	    "channels, the 30 kecamatan weighted by population, weekday office "
 	    "hours for\nmanual channels, about 40% digital take-up.");
@@ -508,7 +435,7 @@ cmd_wal(int argc, char **argv)
 		argv++;
 		if (wal_take_dir(&argc, argv, oc, &dir) == -1)
 			return EXIT_USAGE;
-		r = opts_parse(argc, argv, oc, syn_check, "Reads every "
+		r = opts_parse("kanalctl", argc, argv, oc, syn_check, "Reads every "
 		    "segment and record in DIR as kanald does at start-up, "
 		    "and\ndecodes every batch. "
 		    "Prints a summary and, at damage, the segment, the "
@@ -540,7 +467,7 @@ cmd_wal(int argc, char **argv)
 		argv++;
 		if (wal_take_dir(&argc, argv, od, &dir) == -1)
 			return EXIT_USAGE;
-		r = opts_parse(argc, argv, od, syn_dump, "Prints one line "
+		r = opts_parse("kanalctl", argc, argv, od, syn_dump, "Prints one line "
 		    "per record of the write-ahead log in DIR: start and "
 		    "end\nposition, type, "
 		    "payload length and, for a batch, when kanald received "

@@ -51,6 +51,7 @@
 
 #include "httpc.h"
 #include "loadgen.h"
+#include "opts.h"
 #include "validate.h"
 
 #define EXIT_USAGE 2
@@ -61,87 +62,10 @@
 #define MAX_POOL_EVENTS 5000000ULL	/* ~400 MB of encoded events */
 #define HTTP_TIMEOUT_MS 30000
 #define SLEEP_SLICE_NS 100000000LL	/* re-check the stop flag this often */
-#define RESOLVE_TIMEOUT_S 60
 #define NS 1000000000LL
 
 /* ----------------------------------------------------------- options */
 
-struct opt {
-	const char *name;
-	const char *arg;	/* NULL: a switch */
-	const char *help;
-	const char **value;	/* for options with an argument */
-	int *on;		/* for switches */
-};
-
-static void
-opts_usage(FILE *out, const char *synopsis, const char *about,
-    const struct opt *o)
-{
-	fprintf(out, "usage: %s\n\n%s\n\n", synopsis, about);
-	for (; o->name != NULL; o++) {
-		char flag[64];
-		snprintf(flag, sizeof(flag), "--%s%s%s", o->name,
-		    o->arg ? " " : "", o->arg ? o->arg : "");
-		fprintf(out, "  %-26s %s\n", flag, o->help);
-	}
-}
-
-/* Parses argv[1..] against o. -1 on a usage error (printed), 1 on --help. */
-static int
-opts_parse(int argc, char **argv, const struct opt *o, const char *synopsis,
-    const char *about)
-{
-	for (int i = 1; i < argc; i++) {
-		const char *a = argv[i], *eq, *val = NULL;
-		size_t nlen;
-		const struct opt *m;
-
-		if (strcmp(a, "-h") == 0 || strcmp(a, "--help") == 0) {
-			opts_usage(stdout, synopsis, about, o);
-			return 1;
-		}
-		if (strncmp(a, "--", 2) != 0) {
-			fprintf(stderr, "kanal-loadgen: unexpected argument "
-			    "%s\n", a);
-			goto usage;
-		}
-		eq = strchr(a, '=');
-		nlen = eq ? (size_t)(eq - a - 2) : strlen(a + 2);
-		for (m = o; m->name != NULL; m++)
-			if (strlen(m->name) == nlen &&
-			    strncmp(m->name, a + 2, nlen) == 0)
-				break;
-		if (m->name == NULL) {
-			fprintf(stderr, "kanal-loadgen: unknown option %s\n",
-			    a);
-			goto usage;
-		}
-		if (m->arg == NULL) {
-			if (eq != NULL) {
-				fprintf(stderr, "kanal-loadgen: --%s takes no "
-				    "value\n", m->name);
-				goto usage;
-			}
-			*m->on = 1;
-			continue;
-		}
-		if (eq != NULL)
-			val = eq + 1;
-		else if (i + 1 < argc)
-			val = argv[++i];
-		else {
-			fprintf(stderr, "kanal-loadgen: --%s needs %s\n",
-			    m->name, m->arg);
-			goto usage;
-		}
-		*m->value = val;
-	}
-	return 0;
-usage:
-	fprintf(stderr, "usage: %s (see --help)\n", synopsis);
-	return -1;
-}
 
 static int
 parse_u64(const char *s, uint64_t lo, uint64_t hi, uint64_t *v)
@@ -197,6 +121,7 @@ struct worker {
 	size_t npending, cap_pending;
 	int64_t end_ns;			/* when its last answer came */
 	int64_t stop_ns;		/* when its window closed */
+	int64_t slowest_ns, slowest_at;	/* worst ack latency, its due time */
 };
 
 struct run {
@@ -216,13 +141,26 @@ struct run {
 	struct worker *workers;
 };
 
-static atomic_int stop_requested;
+/*
+ * SIGINT and SIGTERM: the first stops sending (the run is reported, and
+ * --verify-pg still checks what was acknowledged); the second stops the
+ * verification too.
+ */
+#define STOP_SENDING 1
+#define STOP_VERIFYING 2
+static atomic_int signals;
 
 static void
 on_signal(int sig)
 {
 	(void)sig;
-	atomic_store(&stop_requested, 1);
+	atomic_fetch_add(&signals, 1);
+}
+
+static int
+stopping(int level)
+{
+	return atomic_load(&signals) >= level;
 }
 
 static int64_t
@@ -244,17 +182,17 @@ wall_ms(void)
 }
 
 /*
- * Sleeps until the monotonic time t, in slices so that a SIGINT is seen.
- * 0 at t, -1 when a stop was requested.
+ * Sleeps until the monotonic time t, in slices so that a signal is seen.
+ * 0 at t, -1 when stopping(level).
  */
 static int
-sleep_until(int64_t t)
+sleep_until(int64_t t, int level)
 {
 	for (;;) {
 		int64_t now = mono_ns(), until;
 		struct timespec ts;
 
-		if (atomic_load(&stop_requested))
+		if (stopping(level))
 			return -1;
 		if (now >= t)
 			return 0;
@@ -297,11 +235,15 @@ pending_add(struct worker *w, size_t slot, uint64_t seq)
 	return 0;
 }
 
-/*
- * Counts one answer. Returns 1 when the batch's outcome is unknown (no
- * answer, a 5xx, or a 200 that is not a BatchAck), else 0.
- */
-static int
+/* What became of one request. */
+enum answer {
+	ANSWER_ACKED,		/* 200 with a BatchAck */
+	ANSWER_UNKNOWN,		/* no answer, 5xx, or a 200 without a BatchAck */
+	ANSWER_REFUSED,		/* 4xx: final, not counted */
+};
+
+/* Counts one answer and says which kind it was. */
+static enum answer
 tally_answer(struct tally *t, int rc, const struct httpc_response *r,
     const char *err, uint32_t nevents)
 {
@@ -310,7 +252,7 @@ tally_answer(struct tally *t, int rc, const struct httpc_response *r,
 	if (rc == -1) {
 		t->transport_errors++;
 		note_problem(t, 0, err);
-		return 1;
+		return ANSWER_UNKNOWN;
 	}
 	if (r->status != 200) {
 		switch (r->status) {
@@ -324,14 +266,14 @@ tally_answer(struct tally *t, int rc, const struct httpc_response *r,
 		default: t->s_other++; break;
 		}
 		note_problem(t, r->status, r->body != NULL ? r->body : "");
-		return r->status >= 500;
+		return r->status >= 500 ? ANSWER_UNKNOWN : ANSWER_REFUSED;
 	}
 	ack = kanal__v1__batch_ack__unpack(NULL, r->len,
 	    (const uint8_t *)r->body);
 	if (ack == NULL) {
 		t->bad_acks++;
 		note_problem(t, 200, "the body is not a BatchAck");
-		return 1;
+		return ANSWER_UNKNOWN;
 	}
 	t->ok++;
 	t->accepted += ack->accepted;
@@ -346,7 +288,7 @@ tally_answer(struct tally *t, int rc, const struct httpc_response *r,
 		    validate_reason_name(ack->rejections[0]->code),
 		    ack->rejections[0]->message);
 	kanal__v1__batch_ack__free_unpacked(ack, NULL);
-	return 0;
+	return ANSWER_ACKED;
 }
 
 static void *
@@ -382,15 +324,16 @@ worker_main(void *arg)
 	/* Connections spread their due times evenly over one interval. */
 	offset = run->interval_ns * (int64_t)w->index / (int64_t)conns;
 	w->end_ns = run->start_ns;
-	if (sleep_until(run->start_ns + offset) == -1)
+	if (sleep_until(run->start_ns + offset, STOP_SENDING) == -1)
 		return NULL;
 	for (;; k++) {
 		struct lg_batch *b;
 		int64_t sent, done;
+		enum answer a;
 		uint64_t seq;
 		int rc;
 
-		if (atomic_load(&stop_requested))
+		if (stopping(STOP_SENDING))
 			break;
 		if (run->interval_ns > 0) {
 			due = run->start_ns + offset + (int64_t)k *
@@ -400,7 +343,7 @@ worker_main(void *arg)
 				w->stop_ns = run->deadline_ns;
 				break;
 			}
-			if (sleep_until(due) == -1)
+			if (sleep_until(due, STOP_SENDING) == -1)
 				break;
 			if (mono_ns() >= run->deadline_ns) {
 				/* Due in time, but the answers ran late. */
@@ -424,14 +367,39 @@ worker_main(void *arg)
 		    b->buf, b->len, &r, err, sizeof(err));
 		done = mono_ns();
 		w->end_ns = done;
-		lg_hist_record(w->service, (uint64_t)(done - sent));
-		lg_hist_record(w->latency, (uint64_t)(done - due));
 		w->t.sent++;
 		w->t.events_sent += b->nevents;
-		if (tally_answer(&w->t, rc, &r, err, b->nevents) == 1 &&
-		    pending_add(w, slot, seq) == -1) {
+		a = tally_answer(&w->t, rc, &r, err, b->nevents);
+		/* Only acknowledgements are timed: a refusal is no ack. */
+		if (a == ANSWER_ACKED) {
+			lg_hist_record(w->service, (uint64_t)(done - sent));
+			lg_hist_record(w->latency, (uint64_t)(done - due));
+			if (done - due > w->slowest_ns) {
+				w->slowest_ns = done - due;
+				w->slowest_at = due;
+			}
+		}
+		if (a == ANSWER_UNKNOWN && pending_add(w, slot, seq) == -1) {
 			fprintf(stderr, "kanal-loadgen: out of memory\n");
 			break;
+		}
+		/*
+		 * Closed loop: back off as a real client would (Retry-After
+		 * on 503, 100 ms without an answer) instead of spinning on
+		 * refusals. Open loop: the schedule goes on regardless.
+		 */
+		if (run->interval_ns == 0 && (rc == -1 || r.status == 503)) {
+			int64_t pause = 100 * 1000000LL;
+
+			if (rc == 0) {
+				int ra = atoi(r.retry_after);
+				pause = (int64_t)(ra < 1 ? 1 : ra > 10 ? 10 : ra)
+				    * NS;
+			}
+			if (done + pause > run->deadline_ns)
+				pause = run->deadline_ns - done;
+			if (pause > 0 && sleep_until(done + pause, STOP_SENDING) == -1)
+				break;
 		}
 		/* Each connection owns the slots index, index + conns, ... */
 		slot += conns;
@@ -443,65 +411,88 @@ worker_main(void *arg)
 	return NULL;
 }
 
-/*
- * Sends the batches of unknown outcome again, same batch_id, until each is
- * answered 200 or the deadline passes. Adds what they were acknowledged
- * with to *accepted. Returns how many are still unknown.
- */
-static uint64_t
-resolve_pending(struct run *run, uint64_t *accepted, uint64_t *events_unknown)
-{
-	int64_t deadline = mono_ns() + (int64_t)RESOLVE_TIMEOUT_S * NS;
-	uint64_t left = 0;
+/* What resending the batches of unknown outcome found. */
+struct resend {
+	uint64_t batches;		/* that needed it */
+	uint64_t accepted;		/* events in their BatchAcks */
+	uint64_t duplicates;		/* kanald had them already */
+	uint64_t refused;		/* 4xx: final, not counted */
+	uint64_t unknown_batches;	/* still no 200 at the deadline */
+	uint64_t unknown_events;
+};
 
-	*events_unknown = 0;
+/*
+ * Sends one batch until it is answered 200 or a 4xx, honouring
+ * Retry-After, or the deadline passes. 1 acknowledged (*ack filled; free
+ * it), 0 refused, -1 still unknown.
+ */
+static int
+resend_one(struct httpc *http, const char *headers, const struct lg_batch *b,
+    int64_t deadline, Kanal__V1__BatchAck **ack)
+{
+	while (mono_ns() < deadline && !stopping(STOP_VERIFYING)) {
+		struct httpc_response r;
+		char err[512];
+		int wait_s = 1;
+
+		if (httpc_request(http, "POST", "/v1/events", headers, b->buf,
+		    b->len, &r, err, sizeof(err)) == 0) {
+			if (r.status == 200) {
+				*ack = kanal__v1__batch_ack__unpack(NULL, r.len,
+				    (const uint8_t *)r.body);
+				if (*ack != NULL)
+					return 1;
+			} else if (r.status < 500) {
+				return 0;
+			} else {
+				wait_s = atoi(r.retry_after);
+				wait_s = wait_s < 1 ? 1 : wait_s > 10 ? 10 :
+				    wait_s;
+			}
+		}
+		sleep_until(mono_ns() + (int64_t)wait_s * NS, STOP_VERIFYING);
+	}
+	return -1;
+}
+
+/*
+ * Sends the batches of unknown outcome again, same batch_id, one at a
+ * time, for at most timeout_s in all: kanald either counts them now or
+ * answers duplicate (it had them), so what was acknowledged is exact
+ * again. Fills res.
+ */
+static void
+resolve_pending(struct run *run, uint64_t timeout_s, struct resend *res)
+{
+	int64_t deadline = mono_ns() + (int64_t)timeout_s * NS;
+
+	memset(res, 0, sizeof(*res));
 	for (size_t i = 0; i < (size_t)run->cfg->connections; i++) {
 		struct worker *w = &run->workers[i];
 
 		for (size_t j = 0; j < w->npending; j++) {
 			struct lg_batch *b = &run->pool[w->pending[j].slot];
-			int done = 0;
+			Kanal__V1__BatchAck *ack = NULL;
 
+			res->batches++;
 			lg_batch_set_id(b, run->run_id, w->pending[j].seq);
-			while (!done && mono_ns() < deadline &&
-			    !atomic_load(&stop_requested)) {
-				struct httpc_response r;
-				Kanal__V1__BatchAck *ack;
-				char err[512];
-				int wait_s = 1;
-
-				if (httpc_request(w->http, "POST", "/v1/events",
-				    run->headers, b->buf, b->len, &r, err,
-				    sizeof(err)) == 0) {
-					if (r.status == 200) {
-						ack = kanal__v1__batch_ack__unpack(
-						    NULL, r.len,
-						    (const uint8_t *)r.body);
-						if (ack != NULL) {
-							*accepted += ack->accepted;
-							kanal__v1__batch_ack__free_unpacked(
-							    ack, NULL);
-							done = 1;
-							break;
-						}
-					} else if (r.status < 500) {
-						/* Final: refused, not counted. */
-						done = 1;
-						break;
-					}
-					wait_s = atoi(r.retry_after);
-					if (wait_s < 1 || wait_s > 10)
-						wait_s = wait_s < 1 ? 1 : 10;
-				}
-				sleep_until(mono_ns() + (int64_t)wait_s * NS);
-			}
-			if (!done) {
-				left++;
-				*events_unknown += b->nevents;
+			switch (resend_one(w->http, run->headers, b, deadline,
+			    &ack)) {
+			case 1:
+				res->accepted += ack->accepted;
+				res->duplicates += ack->duplicate ? 1 : 0;
+				kanal__v1__batch_ack__free_unpacked(ack, NULL);
+				break;
+			case 0:
+				res->refused++;
+				break;
+			default:
+				res->unknown_batches++;
+				res->unknown_events += b->nevents;
+				break;
 			}
 		}
 	}
-	return left;
 }
 
 /* ----------------------------------------------------------- verify-pg */
@@ -542,15 +533,25 @@ struct verify {
 };
 
 /*
- * Waits, polling, until the database has grown by exactly expected (ok),
- * by more (a double count: fails at once, counts only grow), or the
- * deadline passes (a loss, or a flush that does not get through).
+ * Waits, polling, for the count to settle, then judges it. expected is
+ * what was acknowledged; unknown_events more may or may not be counted
+ * (batches never answered 200 even when sent again).
+ * - Nothing unknown: ok when the database grew by exactly expected; it
+ *   waits until it grew by at least that (counts only grow, so more is a
+ *   double count at once) or the deadline (less: a loss, or a flush that
+ *   does not get through).
+ * - Some unknown: a growth below expected at the deadline is a loss and
+ *   above expected + unknown_events a double count; in between, once it
+ *   has not moved for STABLE_NS, the run is inconclusive.
  */
+#define STABLE_NS (3 * NS)
+
 static void
 verify_wait(struct verify *v, PGconn **conn, const char *conninfo,
     uint64_t timeout_s)
 {
 	int64_t t0 = mono_ns(), deadline = t0 + (int64_t)timeout_s * NS;
+	int64_t last = -1, since = t0;
 
 	for (;;) {
 		int64_t now = pg_events(conn, conninfo, v->error,
@@ -560,21 +561,45 @@ verify_wait(struct verify *v, PGconn **conn, const char *conninfo,
 			v->error[0] = '\0';
 			v->after = now;
 			v->counted = now - v->before;
-			if (v->counted >= 0 && (uint64_t)v->counted >=
-			    v->expected && v->unknown_batches == 0)
-				break;
-			if (v->unknown_batches > 0 && (uint64_t)v->counted >=
-			    v->expected + v->unknown_events)
-				break;
+			if (now != last) {
+				last = now;
+				since = mono_ns();
+			}
+			if (v->counted >= 0 &&
+			    (uint64_t)v->counted >= v->expected) {
+				if (v->unknown_batches == 0)
+					break;
+				if ((uint64_t)v->counted > v->expected +
+				    v->unknown_events ||
+				    mono_ns() - since >= STABLE_NS)
+					break;
+			}
 		}
-		if (mono_ns() >= deadline || atomic_load(&stop_requested))
+		if (stopping(STOP_VERIFYING)) {
+			snprintf(v->error, sizeof(v->error), "interrupted");
 			break;
-		sleep_until(mono_ns() + 200 * 1000000LL);
+		}
+		if (mono_ns() >= deadline)
+			break;
+		sleep_until(mono_ns() + 200 * 1000000LL, STOP_VERIFYING);
 	}
 	v->settle_s = (double)(mono_ns() - t0) / 1e9;
-	v->conclusive = v->unknown_batches == 0 && v->error[0] == '\0';
-	v->ok = v->conclusive && v->counted >= 0 &&
-	    (uint64_t)v->counted == v->expected;
+	if (v->error[0] != '\0') {
+		v->conclusive = 0;
+		v->ok = 0;
+	} else if (v->counted < 0 || (uint64_t)v->counted < v->expected) {
+		v->conclusive = 1;	/* short: lost, or never flushed */
+		v->ok = 0;
+	} else if ((uint64_t)v->counted > v->expected + v->unknown_events) {
+		v->conclusive = 1;	/* counted twice */
+		v->ok = 0;
+	} else if (v->unknown_batches > 0) {
+		v->conclusive = 0;	/* within what may have been counted */
+		v->ok = 0;
+	} else {
+		v->conclusive = 1;
+		v->ok = 1;
+	}
 }
 
 /* ------------------------------------------------------------- output */
@@ -626,8 +651,9 @@ struct summary {
 	struct tally t;
 	uint64_t non200;
 	double elapsed_s, events_per_s, batches_per_s;
-	uint64_t acked;			/* events acknowledged, resolved too */
-	uint64_t resolved_accepted;
+	uint64_t acked;			/* events acknowledged while running */
+	struct resend resend;		/* with --verify-pg */
+	double slowest_at_s;		/* when the slowest ack was due */
 	struct lg_hist *latency, *service;
 };
 
@@ -664,24 +690,42 @@ print_text(FILE *out, const struct config *cfg, const struct summary *s,
 	if (cfg->rate > 0)
 		print_hist_text(out, "service time (from the send)",
 		    s->service);
+	if (lg_hist_count(s->latency) > 0)
+		fprintf(out, "slowest ack: %.3f ms, due %.2f s into the run\n",
+		    ms(lg_hist_max(s->latency)), s->slowest_at_s);
 	if (t->first_problem[0] != '\0')
 		fprintf(out, "first problem: %s\n", t->first_problem);
 	if (!v->asked)
 		return;
+	if (s->resend.batches > 0)
+		fprintf(out, "resent %" PRIu64 " batches of unknown outcome: "
+		    "%" PRIu64 " events acknowledged, %" PRIu64 " of them "
+		    "duplicate (kanald had them), %" PRIu64 " refused, %" PRIu64
+		    " still unknown\n", s->resend.batches, s->resend.accepted,
+		    s->resend.duplicates, s->resend.refused,
+		    s->resend.unknown_batches);
 	if (v->error[0] != '\0')
 		fprintf(out, "verify-pg: INCONCLUSIVE: %s\n", v->error);
-	else if (v->unknown_batches > 0)
+	else if (!v->conclusive)
 		fprintf(out, "verify-pg: INCONCLUSIVE: %" PRIu64 " batches "
-		    "(%" PRIu64 " events) never answered 200; counted %"
-		    PRId64 ", acknowledged %" PRIu64 "\n", v->unknown_batches,
-		    v->unknown_events, v->counted, v->expected);
-	else
+		    "(%" PRIu64 " events) never answered 200 even when sent "
+		    "again; counted %" PRId64 ", acknowledged %" PRIu64 " (so "
+		    "%" PRIu64 "..%" PRIu64 " would be right)\n",
+		    v->unknown_batches, v->unknown_events, v->counted,
+		    v->expected, v->expected, v->expected + v->unknown_events);
+	else {
+		char unknown[96] = "";
+
+		if (v->unknown_events > 0)
+			snprintf(unknown, sizeof(unknown), ", plus up to %"
+			    PRIu64 " of unknown outcome", v->unknown_events);
 		fprintf(out, "verify-pg: %s: counted %" PRId64 " (sum of events "
 		    "%" PRId64 " -> %" PRId64 "), acknowledged %" PRIu64
-		    "%s; waited %.1f s\n", v->ok ? "OK" : "MISMATCH",
-		    v->counted, v->before, v->after, v->expected,
-		    s->resolved_accepted ? " (some after a resend)" : "",
+		    "%s%s; waited %.1f s\n", v->ok ? "OK" : "MISMATCH",
+		    v->counted, v->before, v->after, v->expected, unknown,
+		    s->resend.accepted ? " (some after a resend)" : "",
 		    v->settle_s);
+	}
 }
 
 static void
@@ -713,17 +757,19 @@ print_json(FILE *out, const struct config *cfg, const struct summary *s,
 	print_hist_json(out, "latency_ms", s->latency);
 	fputc(',', out);
 	print_hist_json(out, "service_ms", s->service);
+	fprintf(out, ",\"slowest_at_s\":%.3f", s->slowest_at_s);
 	fprintf(out, ",\"first_problem\":");
 	json_string(out, t->first_problem);
 	if (v->asked) {
 		fprintf(out, ",\"verify\":{\"ok\":%s,\"conclusive\":%s,"
 		    "\"before\":%" PRId64 ",\"after\":%" PRId64 ",\"counted\":%"
-		    PRId64 ",\"acknowledged\":%" PRIu64 ",\"resolved_accepted\":%"
-		    PRIu64 ",\"unknown_batches\":%" PRIu64 ",\"settle_s\":%.2f,"
-		    "\"error\":", v->ok ? "true" : "false",
-		    v->conclusive ? "true" : "false", v->before, v->after,
-		    v->counted, v->expected, s->resolved_accepted,
-		    v->unknown_batches, v->settle_s);
+		    PRId64 ",\"acknowledged\":%" PRIu64 ",\"resent_accepted\":%"
+		    PRIu64 ",\"unknown_batches\":%" PRIu64 ",\"unknown_events\":%"
+		    PRIu64 ",\"settle_s\":%.2f,\"error\":",
+		    v->ok ? "true" : "false", v->conclusive ? "true" : "false",
+		    v->before, v->after, v->counted, v->expected,
+		    s->resend.accepted, v->unknown_batches, v->unknown_events,
+		    v->settle_s);
 		json_string(out, v->error);
 		fputc('}', out);
 	}
@@ -803,7 +849,7 @@ parse_config(int argc, char **argv, struct config *cfg)
 	    "...";
 
 	memset(cfg, 0, sizeof(*cfg));
-	r = opts_parse(argc, argv, o, syn, "Sends realistic, pre-encoded "
+	r = opts_parse("kanal-loadgen", argc, argv, o, syn, "Sends realistic, pre-encoded "
 	    "event batches to kanald over keep-alive connections for a\n"
 	    "bounded time and reports events/s, batches/s, the "
 	    "acknowledgement latency\n(p50/p90/p99/p99.9/max) and every answer "
@@ -874,7 +920,7 @@ main(int argc, char **argv)
 	struct sigaction sa;
 	PGconn *pg = NULL;
 	uint64_t raw;
-	int64_t now_ms, end;
+	int64_t now_ms, end, slowest = 0;
 	size_t built = 0, started = 0;
 	char err[512];
 	int rc = 1, r;
@@ -993,6 +1039,11 @@ main(int argc, char **argv)
 		tally_add(&s.t, &w->t);
 		lg_hist_merge(s.latency, w->latency);
 		lg_hist_merge(s.service, w->service);
+		if (w->slowest_ns > slowest) {
+			slowest = w->slowest_ns;
+			s.slowest_at_s = (double)(w->slowest_at -
+			    run.start_ns) / 1e9;
+		}
 		if (w->end_ns > end)
 			end = w->end_ns;
 		if (w->stop_ns > end)
@@ -1006,9 +1057,10 @@ main(int argc, char **argv)
 	s.acked = s.t.accepted;
 
 	if (v.asked) {
-		v.unknown_batches = resolve_pending(&run, &s.resolved_accepted,
-		    &v.unknown_events);
-		v.expected = s.acked + s.resolved_accepted;
+		resolve_pending(&run, cfg.verify_timeout_s, &s.resend);
+		v.unknown_batches = s.resend.unknown_batches;
+		v.unknown_events = s.resend.unknown_events;
+		v.expected = s.acked + s.resend.accepted;
 		verify_wait(&v, &pg, cfg.verify_pg, cfg.verify_timeout_s);
 	}
 	if (cfg.json)
@@ -1019,7 +1071,7 @@ main(int argc, char **argv)
 	if (v.asked && v.conclusive && !v.ok)
 		rc = EXIT_MISCOUNT;
 	else if (s.non200 > 0 || (v.asked && !v.ok) ||
-	    atomic_load(&stop_requested))
+	    stopping(STOP_SENDING))
 		rc = 1;
 	else
 		rc = 0;

@@ -40,6 +40,8 @@
 #include <unistd.h>
 
 #include "crc32c.h"
+#include "fsutil.h"
+#include "le.h"
 #include "record.h"
 #include "validate.h"
 #include "wal.h"
@@ -47,13 +49,6 @@
 #define QUARANTINE_TRIES 100
 
 /* ------------------------------------------------------------- format */
-
-static uint32_t
-get_u32(const uint8_t *p)
-{
-	return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 |
-	    (uint32_t)p[3] << 24;
-}
 
 /* 1 if the record at p (n bytes available) is whole and its CRC holds. */
 static int
@@ -64,13 +59,13 @@ record_ok(const uint8_t *p, size_t n, uint32_t *len)
 	*len = 0;
 	if (n < WAL_RECORD_HEADER)
 		return 0;
-	*len = get_u32(p);
+	*len = le_get_u32(p);
 	if (*len > WAL_RECORD_MAX || *len > n - WAL_RECORD_HEADER)
 		return 0;
 	c = crc32c(0, p, 4);
 	c = crc32c(c, p + 8, 1);
 	c = crc32c(c, p + WAL_RECORD_HEADER, *len);
-	return c == get_u32(p + 4);
+	return c == le_get_u32(p + 4);
 }
 
 /* Segment files, by the same name rule as wal.c. */
@@ -510,23 +505,6 @@ loss_add_file(struct loss *ls, const char *path, uint64_t off)
 	return 0;
 }
 
-static int
-write_all(int fd, const void *p, size_t len)
-{
-	const uint8_t *s = p;
-
-	while (len > 0) {
-		ssize_t n = write(fd, s, len);
-		if (n == -1 && errno == EINTR)
-			continue;
-		if (n <= 0)
-			return -1;
-		s += n;
-		len -= (size_t)n;
-	}
-	return 0;
-}
-
 static void
 quarantine_name(char *buf, size_t len, const char *path, long long stamp,
     int attempt)
@@ -606,7 +584,7 @@ quarantine_copy(int fd, const char *path, uint64_t off, long long stamp,
 				errno = EIO;
 			goto fail;
 		}
-		if (write_all(q, buf, (size_t)n) == -1)
+		if (fs_write_all(q, buf, (size_t)n) == -1)
 			goto fail;
 		off += (uint64_t)n;
 	}

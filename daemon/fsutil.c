@@ -1,0 +1,30 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * fsutil: see fsutil.h.
+ */
+#include "fsutil.h"
+
+#include <errno.h>
+#include <stdint.h>
+#include <unistd.h>
+
+int
+fs_write_all(int fd, const void *p, size_t len)
+{
+	const uint8_t *s = p;
+
+	while (len > 0) {
+		ssize_t n = write(fd, s, len);
+		if (n == -1 && errno == EINTR)
+			continue;
+		if (n == -1)
+			return -1;
+		if (n == 0) {
+			errno = EIO;
+			return -1;
+		}
+		s += n;
+		len -= (size_t)n;
+	}
+	return 0;
+}

@@ -1,0 +1,16 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * fsutil: small file helpers shared by the WAL and its tools.
+ */
+#ifndef KANAL_FSUTIL_H
+#define KANAL_FSUTIL_H
+
+#include <stddef.h>
+
+/*
+ * Writes all len bytes, retrying short writes and EINTR. 0, or -1 with
+ * errno (some bytes may have been written).
+ */
+int fs_write_all(int fd, const void *p, size_t len);
+
+#endif
