@@ -3,7 +3,7 @@
  * agg: see agg.h.
  *
  * The rollup table is open addressing with linear probing over a power-of-
- * two array of 40-byte slots (16-byte key, three counters); a slot with
+ * two array of 32-byte slots (16-byte key, three counters); a slot with
  * events == 0 is empty, since a key exists only once an event was added.
  * It grows at 3/4 full, before an add starts, so an add can't fail half
  * way.
@@ -31,11 +31,18 @@ struct key {
 	uint8_t channel, outcome, assisted, pad;
 };
 
+/*
+ * 32 bytes. A key is one UTC hour of one (service, channel, region,
+ * outcome, assisted): even at a million events a second, all on one key,
+ * an hour holds 3.6e9 events, under the 32-bit limit; the duration sum
+ * needs 64 bits (an hour of 10-minute transactions passes 2^32 ms at 7,200
+ * events).
+ */
 struct slot {
 	struct key k;
-	uint64_t events;	/* 0 = empty slot */
+	uint32_t events;	/* 0 = empty slot */
+	uint32_t duration_events;
 	uint64_t duration_ms_sum;
-	uint64_t duration_events;
 };
 
 struct agg_table {
@@ -74,6 +81,8 @@ struct agg {
 	uint64_t position;		/* highest added */
 	uint64_t frozen_position;
 	struct interner codes;		/* services and regions share it */
+	uint32_t *ids;			/* agg_add's: 2 per event */
+	size_t ids_cap;
 };
 
 static uint32_t
@@ -312,6 +321,7 @@ agg_free(struct agg *a)
 	free(a->tables[0].slots);
 	free(a->tables[1].slots);
 	intern_free(&a->codes);
+	free(a->ids);
 	pthread_mutex_destroy(&a->mu);
 	free(a);
 }
@@ -329,24 +339,49 @@ agg_add(struct agg *a, const struct agg_event *ev, size_t n,
 		errno = ENOMEM;
 		goto out;
 	}
+	if (n * 2 > a->ids_cap) {
+		uint32_t *nv = realloc(a->ids, n * 2 * sizeof(*nv));
+		if (nv == NULL) {
+			errno = ENOMEM;
+			goto out;
+		}
+		a->ids = nv;
+		a->ids_cap = n * 2;
+	}
 	/*
 	 * All or nothing: intern every code first, the only step that can
 	 * fail (an unused code is harmless); then count, which can't fail.
+	 * Events of one batch mostly repeat the codes of the one before.
 	 */
-	for (size_t i = 0; i < n; i++)
-		if (intern(&a->codes, ev[i].service, ev[i].service_len) < 0 ||
-		    intern(&a->codes, ev[i].region, ev[i].region_len) < 0)
+	for (size_t i = 0; i < n; i++) {
+		int64_t svc, reg;
+
+		if (i > 0 && ev[i].service_len == ev[i - 1].service_len &&
+		    memcmp(ev[i].service, ev[i - 1].service,
+		    ev[i].service_len) == 0)
+			svc = a->ids[2 * i - 2];
+		else
+			svc = intern(&a->codes, ev[i].service,
+			    ev[i].service_len);
+		if (i > 0 && ev[i].region_len == ev[i - 1].region_len &&
+		    memcmp(ev[i].region, ev[i - 1].region,
+		    ev[i].region_len) == 0)
+			reg = a->ids[2 * i - 1];
+		else
+			reg = intern(&a->codes, ev[i].region, ev[i].region_len);
+		if (svc < 0 || reg < 0)
 			goto out;
+		a->ids[2 * i] = (uint32_t)svc;
+		a->ids[2 * i + 1] = (uint32_t)reg;
+	}
 	for (size_t i = 0; i < n; i++) {
 		struct key k;
 		struct slot *s;
 
 		memset(&k, 0, sizeof(k));
 		k.hour = (uint32_t)(ev[i].occurred_at_ms / MS_PER_HOUR);
-		k.service = (uint32_t)intern(&a->codes, ev[i].service,
-		    ev[i].service_len);
-		k.region = (uint32_t)intern(&a->codes, ev[i].region,
-		    ev[i].region_len);
+		k.service = a->ids[2 * i];
+		k.region = a->ids[2 * i + 1];
 		k.channel = ev[i].channel;
 		k.outcome = ev[i].outcome;
 		k.assisted = ev[i].assisted != 0;

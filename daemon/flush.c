@@ -438,7 +438,11 @@ static void *
 flush_main(void *arg)
 {
 	struct flush *f = arg;
-	uint64_t delay = f->interval_ms;
+	/*
+	 * The first attempt at once: replay of the WAL waits for the
+	 * database, and the backlog to replay grows meanwhile.
+	 */
+	uint64_t delay = 0;
 
 	while (!wait_ms(f, delay)) {
 		if (flush_once(f) == 0) {

@@ -391,7 +391,7 @@ reader_open_segment(struct wal_reader *r, struct wal_damage *d)
 		    s->first);
 		return damage(r, d, what);
 	}
-	if (r->cur == 0)
+	if (r->collector[0] == '\0')
 		snprintf(r->collector, sizeof(r->collector), "%.*s",
 		    COLLECTOR_MAX, (const char *)r->map + 24);
 	else if (strncmp(r->collector, (const char *)r->map + 24,
@@ -403,6 +403,30 @@ reader_open_segment(struct wal_reader *r, struct wal_damage *d)
 	}
 	r->pos = s->first;
 	r->off = WAL_SEGMENT_HEADER;
+	return 0;
+}
+
+int
+wal_reader_seek(struct wal_reader *r, uint64_t pos, struct wal_damage *d)
+{
+	size_t i = 0;
+
+	reader_unmap(r);
+	r->done = 0;
+	if (r->nsegs == 0 || pos <= r->segs[0].first) {
+		r->cur = 0;
+		return 0;
+	}
+	while (i + 1 < r->nsegs && r->segs[i + 1].first <= pos)
+		i++;
+	r->cur = i;
+	r->pos = r->segs[i].first;	/* what the chain check expects */
+	if (reader_open_segment(r, d) == -1)
+		return -1;
+	if (pos - r->segs[i].first > r->size - WAL_SEGMENT_HEADER)
+		return damage(r, d, "position is past the end of the log");
+	r->off = WAL_SEGMENT_HEADER + (size_t)(pos - r->segs[i].first);
+	r->pos = pos;
 	return 0;
 }
 
@@ -1085,6 +1109,12 @@ wal_go_live(struct wal *w, uint64_t from, char *err, size_t errlen)
 		r = wal_reader_open(w->dir, err, errlen);
 		if (r == NULL)
 			return -1;
+		/* Straight to pos: each pass reads only what is new. */
+		if (wal_reader_seek(r, pos, &d) == -1) {
+			wal_reader_free(r);
+			damage_message(&d, w->dir, err, errlen);
+			return -1;
+		}
 		while ((got = wal_reader_next(r, &rec, &d)) == 1) {
 			if (rec.end <= pos)
 				continue;
@@ -1106,6 +1136,14 @@ wal_go_live(struct wal *w, uint64_t from, char *err, size_t errlen)
 				    " end=%" PRIu64, applied, pos, end);
 		}
 		wal_reader_free(r);
+		if (got == -1 && pos < end && applied == 0 && pos == from) {
+			/* The very first record after the seek. */
+			snprintf(err, errlen, "checkpoint %" PRIu64 " is not at a "
+			    "record boundary of the WAL in %s (%s at offset %"
+			    PRIu64 " of %s)", pos, w->dir, d.what, d.offset,
+			    d.segment);
+			return -1;
+		}
 		if (got == -1 && pos < end) {
 			damage_message(&d, w->dir, err, errlen);
 			return -1;

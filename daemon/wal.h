@@ -151,6 +151,13 @@ void wal_reader_free(struct wal_reader *r);
  */
 int wal_reader_next(struct wal_reader *r, struct wal_record *rec,
     struct wal_damage *d);
+/*
+ * Moves to position pos, which must be a record boundary (a checkpoint or
+ * a record's end): the next record read starts there, without reading
+ * what is before it. A pos before the first segment starts at the first.
+ * 0, or -1 with *d.
+ */
+int wal_reader_seek(struct wal_reader *r, uint64_t pos, struct wal_damage *d);
 /* Segments found, and the collector id of the first one ("" if none). */
 size_t wal_reader_segments(const struct wal_reader *r);
 const char *wal_reader_collector(const struct wal_reader *r);
