@@ -20,6 +20,7 @@
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #define MS_PER_HOUR 3600000LL
 #define TABLE_MIN 1024
@@ -83,6 +84,14 @@ struct agg {
 	struct interner codes;		/* services and regions share it */
 	uint32_t *ids;			/* agg_add's: 2 per event */
 	size_t ids_cap;
+	/*
+	 * Late events (agg.h). Each ring is indexed by hour % AGG_LATE_HOURS
+	 * and holds hour + 1 (0: none): hours[i] the hours of the keys in
+	 * tables[i], flushed the hours a committed flush wrote.
+	 */
+	uint32_t hours[2][AGG_LATE_HOURS];
+	uint32_t flushed[AGG_LATE_HOURS];
+	uint64_t late;
 };
 
 static uint32_t
@@ -331,10 +340,15 @@ agg_add(struct agg *a, const struct agg_event *ev, size_t n,
     uint64_t position)
 {
 	struct agg_table *t;
+	uint32_t *hours, now_hour;
+	struct timespec ts;
 	int rc = -1;
 
+	clock_gettime(CLOCK_REALTIME, &ts);
+	now_hour = (uint32_t)(ts.tv_sec / 3600);
 	pthread_mutex_lock(&a->mu);
 	t = a->active;
+	hours = a->hours[t - a->tables];
 	if (table_reserve(t, n) == -1) {
 		errno = ENOMEM;
 		goto out;
@@ -389,7 +403,11 @@ agg_add(struct agg *a, const struct agg_event *ev, size_t n,
 		if (s->events == 0) {
 			s->k = k;
 			t->n++;
+			hours[k.hour % AGG_LATE_HOURS] = k.hour + 1;
 		}
+		if (k.hour < now_hour &&
+		    a->flushed[k.hour % AGG_LATE_HOURS] == k.hour + 1)
+			a->late++;
 		s->events++;
 		if (ev[i].duration_ms != 0) {
 			s->duration_ms_sum += ev[i].duration_ms;
@@ -427,6 +445,13 @@ agg_release(struct agg *a, struct agg_table *t)
 {
 	pthread_mutex_lock(&a->mu);
 	if (t == a->frozen) {
+		uint32_t *hours = a->hours[t - a->tables];
+
+		/* Its hours are in PostgreSQL now; a newer hour wins a slot. */
+		for (size_t i = 0; i < AGG_LATE_HOURS; i++)
+			if (hours[i] > a->flushed[i])
+				a->flushed[i] = hours[i];
+		memset(hours, 0, sizeof(a->hours[0]));
 		table_clear(t);
 		a->frozen = NULL;
 	}
@@ -482,4 +507,13 @@ agg_position(struct agg *a)
 	p = a->position;
 	pthread_mutex_unlock(&a->mu);
 	return p;
+}
+
+void
+agg_get_stats(struct agg *a, struct agg_stats *st)
+{
+	pthread_mutex_lock(&a->mu);
+	st->keys = a->active->n + (a->frozen != NULL ? a->frozen->n : 0);
+	st->late_events = a->late;
+	pthread_mutex_unlock(&a->mu);
 }

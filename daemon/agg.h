@@ -86,6 +86,25 @@ void agg_table_foreach(const struct agg *a, const struct agg_table *t,
 
 /* Keys held in memory: active plus frozen. */
 size_t agg_keys(struct agg *a);
+
+/*
+ * Late events: events added for an hour that had already ended (by the
+ * clock at the add) and that a committed flush (agg_release) had already
+ * written; they change a row of PostgreSQL that a report may have read as
+ * final. Hours are remembered for AGG_LATE_HOURS hours back (about 42
+ * days, well over the accepted event age); a late event for an hour older
+ * than that is not seen as late. The current hour is flushed all the time
+ * and is never late.
+ */
+#define AGG_LATE_HOURS 1024
+
+struct agg_stats {
+	size_t keys;		/* agg_keys */
+	uint64_t late_events;
+};
+
+/* A consistent copy. Any thread. */
+void agg_get_stats(struct agg *a, struct agg_stats *st);
 /* Highest position ever added (what a flush would commit). */
 uint64_t agg_position(struct agg *a);
 

@@ -217,11 +217,13 @@ connect_db(struct flush *f)
 		if (pos == f->unknown_checkpoint) {
 			uint64_t p;
 			struct agg_table *t = agg_freeze(f->agg, &p);
+			size_t nrows = agg_table_keys(t);
 			log_notice("last commit had succeeded; not writing its "
 			    "counts again: checkpoint=%" PRIu64, pos);
 			agg_release(f->agg, t);
 			pthread_mutex_lock(&f->mu);
 			f->stats.flushes++;
+			f->stats.rows += nrows;
 			f->stats.checkpoint = pos;
 			pthread_mutex_unlock(&f->mu);
 			if (f->on_committed != NULL)
@@ -372,7 +374,7 @@ int
 flush_once(struct flush *f)
 {
 	struct agg_table *t;
-	uint64_t pos, t0;
+	uint64_t pos, t0, us;
 	size_t keys;
 
 	if (f->conn != NULL && PQstatus(f->conn) != CONNECTION_OK)
@@ -391,15 +393,17 @@ flush_once(struct flush *f)
 			disconnect(f);
 		goto fail;
 	}
+	us = now_us() - t0;
 	agg_release(f->agg, t);
 	pthread_mutex_lock(&f->mu);
 	f->stats.flushes++;
 	f->stats.rows += keys;
-	f->stats.last_duration_us = now_us() - t0;
+	f->stats.last_duration_us = us;
+	histogram_observe(&f->stats.duration_us, us);
 	f->stats.checkpoint = pos;
 	pthread_mutex_unlock(&f->mu);
 	log_debug("flushed: rows=%zu checkpoint=%" PRIu64 " duration_ms=%.1f",
-	    keys, pos, (double)(now_us() - t0) / 1000.0);
+	    keys, pos, (double)us / 1000.0);
 	if (f->on_committed != NULL)
 		f->on_committed(f->cb_arg, pos);
 	return 0;

@@ -26,6 +26,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "histogram.h"
+
 struct agg;
 struct flush;
 
@@ -54,6 +56,7 @@ struct flush_stats {
 	uint64_t rows;			/* rows upserted, in all */
 	uint64_t errors;		/* failed attempts */
 	uint64_t last_duration_us;
+	struct histogram duration_us;	/* each committed flush, BEGIN..COMMIT */
 	uint64_t checkpoint;		/* last committed checkpoint */
 };
 

@@ -18,6 +18,7 @@
 #include "config.h"
 #include "ingest.h"
 #include "log.h"
+#include "metrics.h"
 
 struct httpd {
 	struct evhttp *http;
@@ -25,6 +26,8 @@ struct httpd {
 	struct ingest *ingest;
 	httpd_ready_fn *ready;
 	void *ready_arg;
+	httpd_metrics_fn *metrics;
+	void *metrics_arg;
 };
 
 static const char *
@@ -103,6 +106,21 @@ handle_events(struct httpd *hd, struct evhttp_request *req)
 }
 
 static void
+handle_metrics(struct httpd *hd, struct evhttp_request *req)
+{
+	struct evbuffer *out = evhttp_request_get_output_buffer(req);
+
+	if (hd->metrics(hd->metrics_arg, out) == -1) {
+		evbuffer_drain(out, evbuffer_get_length(out));
+		send_text(req, 503, "overloaded: out of memory; retry later\n");
+		return;
+	}
+	evhttp_add_header(evhttp_request_get_output_headers(req),
+	    "Content-Type", METRICS_CONTENT_TYPE);
+	evhttp_send_reply(req, 200, status_phrase(200), NULL);
+}
+
+static void
 method_not_allowed(struct evhttp_request *req, const char *allow)
 {
 	char text[128];
@@ -145,6 +163,11 @@ handle(struct evhttp_request *req, void *arg)
 			snprintf(text, sizeof(text), "not_ready: %s\n", why);
 			send_text(req, 503, text);
 		}
+	} else if (strcmp(path, "/metrics") == 0 && hd->metrics != NULL) {
+		if (cmd != EVHTTP_REQ_GET && cmd != EVHTTP_REQ_HEAD)
+			method_not_allowed(req, "GET");
+		else
+			handle_metrics(hd, req);
 	} else {
 		send_text(req, 404, "not_found: no such path; events go to "
 		    "POST /v1/events\n");
@@ -170,6 +193,8 @@ httpd_new(struct event_base *base, const struct httpd_config *cfg,
 	hd->ingest = in;
 	hd->ready = cfg->ready;
 	hd->ready_arg = cfg->ready_arg;
+	hd->metrics = cfg->metrics;
+	hd->metrics_arg = cfg->metrics_arg;
 	hd->http = evhttp_new(base);
 	if (hd->http == NULL)
 		goto fail;

@@ -50,6 +50,7 @@ struct pending {
 	ingest_reply_fn *reply;
 	void *arg;
 	uint32_t accepted;
+	uint32_t rejected_by[INGEST_REASONS];	/* counted once acknowledged */
 	uint8_t source_len, batch_id_len;
 	char source[64];
 	char batch_id[65];
@@ -120,10 +121,22 @@ reply_error(struct ingest *in, int status, const char *reason,
 	int n = snprintf(text, sizeof(text), "%s: %s\n", reason, message);
 
 	r.len = n > 0 && (size_t)n < sizeof(text) ? (size_t)n : strlen(text);
-	if (status == 503)
+	if (status == 503) {
 		r.retry_after_s = 1;
+		in->stats.batches_unavailable++;
+	} else {
+		in->stats.batches_client_error++;
+	}
 	in->stats.batches_failed++;
 	reply(arg, &r);
+}
+
+/* The rejections an answer reports, by reason, go into the stats. */
+static void
+count_rejected(struct ingest *in, const uint32_t by[INGEST_REASONS])
+{
+	for (size_t i = 0; i < INGEST_REASONS; i++)
+		in->stats.events_rejected[i] += by[i];
 }
 
 /* The media type of a Content-Type value, matched without parameters. */
@@ -193,6 +206,7 @@ durable(void *arg, int ok)
 		};
 		in->stats.batches_ok++;
 		in->stats.events_accepted += p->accepted;
+		count_rejected(in, p->rejected_by);
 		p->reply(p->arg, &r);
 	} else {
 		reply_error(in, 503, "wal_unavailable", "the write-ahead log "
@@ -208,7 +222,8 @@ durable(void *arg, int ok)
  */
 static void
 commit(struct ingest *in, const struct source *src, const char *batch_id,
-    const struct agg_event *acc, size_t nacc, uint32_t nrej, int64_t now_ms,
+    const struct agg_event *acc, size_t nacc, uint32_t nrej,
+    const uint32_t rejected_by[INGEST_REASONS], int64_t now_ms,
     size_t ack_len, ingest_reply_fn *reply, void *arg)
 {
 	struct record_batch rb = {
@@ -238,6 +253,7 @@ commit(struct ingest *in, const struct source *src, const char *batch_id,
 	p->reply = reply;
 	p->arg = arg;
 	p->accepted = (uint32_t)nacc;
+	memcpy(p->rejected_by, rejected_by, sizeof(p->rejected_by));
 	p->source_len = (uint8_t)rb.source_len;
 	memcpy(p->source, rb.source, rb.source_len);
 	p->batch_id_len = (uint8_t)rb.batch_id_len;
@@ -323,6 +339,7 @@ ingest_batch(struct ingest *in, const char *auth, const char *content_type,
 	const struct source *src;
 	const char *token;
 	size_t toklen = 0, nev, nacc = 0, nrej = 0, not_allowed = 0;
+	uint32_t rejected_by[INGEST_REASONS] = { 0 };
 	Kanal__V1__EventBatch *batch;
 	Kanal__V1__BatchAck ack = KANAL__V1__BATCH_ACK__INIT;
 	Kanal__V1__Rejection *rej = NULL, **rejp = NULL;
@@ -388,6 +405,7 @@ ingest_batch(struct ingest *in, const char *auth, const char *content_type,
 			}
 			r.body = in->ack;
 			in->stats.batches_duplicate++;
+			in->stats.events_duplicate += acc0;
 			reply(arg, &r);
 			goto out;
 		}
@@ -431,9 +449,8 @@ ingest_batch(struct ingest *in, const char *auth, const char *content_type,
 			rejp[nrej++] = rj;
 			if (why == KANAL__V1__REJECT_REASON__REJECT_REASON_SERVICE_NOT_ALLOWED)
 				not_allowed++;
-			if ((size_t)why < sizeof(in->stats.events_rejected) /
-			    sizeof(in->stats.events_rejected[0]))
-				in->stats.events_rejected[why]++;
+			if ((size_t)why < INGEST_REASONS)
+				rejected_by[why]++;
 			continue;
 		}
 		acc[nacc].occurred_at_ms = ev->occurred_at_ms;
@@ -450,6 +467,7 @@ ingest_batch(struct ingest *in, const char *auth, const char *content_type,
 	if (nev > 0 && not_allowed == nev) {
 		snprintf(msg, sizeof(msg), "source %s may report none of this "
 		    "batch's services", source_name(src));
+		count_rejected(in, rejected_by);
 		reply_error(in, 403, "service_not_allowed", msg, reply, arg);
 		goto out;
 	}
@@ -467,11 +485,12 @@ ingest_batch(struct ingest *in, const char *auth, const char *content_type,
 	if (nacc == 0) {
 		/* Nothing to make durable: the answer is final as it is. */
 		in->stats.batches_ok++;
+		count_rejected(in, rejected_by);
 		reply(arg, &r);
 		goto out;
 	}
-	commit(in, src, batch->batch_id, acc, nacc, (uint32_t)nrej, now_ms,
-	    r.len, reply, arg);
+	commit(in, src, batch->batch_id, acc, nacc, (uint32_t)nrej,
+	    rejected_by, now_ms, r.len, reply, arg);
 out:
 	arena_reset(in->arena);
 }

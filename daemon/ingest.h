@@ -88,12 +88,25 @@ void ingest_batch(struct ingest *in, const char *auth,
     const char *content_type, const void *body, size_t len, int64_t now_ms,
     ingest_reply_fn *reply, void *arg);
 
+#define INGEST_REASONS 16	/* room for RejectReason numbers 0..15 */
+
+/*
+ * Counters of the requests ingest answered (not those evhttp answers
+ * itself: 413 over the body limit). Events are counted with the answer
+ * that reports them: accepted ones once durable and acknowledged,
+ * rejected ones in a 200 BatchAck or a 403 (none of the batch's services
+ * allowed); events of a batch answered otherwise (400, 503) are not
+ * counted, the client sends them again.
+ */
 struct ingest_stats {
-	uint64_t batches_ok;
-	uint64_t batches_duplicate;
-	uint64_t batches_failed;	/* answered with 4xx or 5xx */
+	uint64_t batches_ok;		/* 200, not duplicate */
+	uint64_t batches_duplicate;	/* 200, duplicate = true */
+	uint64_t batches_failed;	/* 4xx or 503: the next two added */
+	uint64_t batches_client_error;	/* 4xx: the request must change */
+	uint64_t batches_unavailable;	/* 503: retry later */
 	uint64_t events_accepted;
-	uint64_t events_rejected[16];	/* by RejectReason */
+	uint64_t events_duplicate;	/* accepted count of duplicate batches */
+	uint64_t events_rejected[INGEST_REASONS];	/* by RejectReason */
 };
 
 void ingest_get_stats(const struct ingest *in, struct ingest_stats *st);

@@ -31,9 +31,11 @@
 #include "httpd.h"
 #include "ingest.h"
 #include "log.h"
+#include "metrics.h"
 #include "notify.h"
 #include "sources.h"
 #include "wal.h"
+#include "watchdog.h"
 
 #define EXIT_WAL 3
 #define DRAIN_POLL_MS 10
@@ -47,8 +49,10 @@ struct kanald {
 	struct httpd *httpd;
 	struct wal *wal;
 	struct dedup *dedup;
+	struct watchdog *watchdog;
 	struct event *drain;
 	uint64_t drain_left_ms;
+	int64_t started_ms;		/* for process_start_time_seconds */
 };
 
 static int64_t
@@ -118,6 +122,25 @@ ready(void *arg, char *why, size_t len)
 		return 0;
 	}
 	return 1;
+}
+
+/* GET /metrics, on the loop thread: a copy of each module's counters. */
+static int
+render_metrics(void *arg, struct evbuffer *out)
+{
+	struct kanald *k = arg;
+	struct metrics_snapshot s = {
+		.version = KANAL_VERSION,
+		.start_time_ms = k->started_ms,
+		.inflight = ingest_inflight(k->ingest),
+	};
+
+	ingest_get_stats(k->ingest, &s.ingest);
+	wal_get_stats(k->wal, &s.wal);
+	flush_get_stats(k->flush, &s.flush);
+	agg_get_stats(k->agg, &s.agg);
+	dedup_get_stats(k->dedup, &s.dedup);
+	return metrics_render(&s, out);
 }
 
 static void
@@ -193,6 +216,7 @@ main(int argc, char **argv)
 	struct event *ev_term, *ev_int, *ev_hup;
 
 	memset(&k, 0, sizeof(k));
+	k.started_ms = now_ms();
 	switch (config_from_argv(&k.cfg, argc, argv, stdout, stderr)) {
 	case CONFIG_HELP:
 	case CONFIG_VERSION:
@@ -293,6 +317,8 @@ main(int argc, char **argv)
 			.timeout_ms = k.cfg.timeout_ms,
 			.ready = ready,
 			.ready_arg = &k,
+			.metrics = render_metrics,
+			.metrics_arg = &k,
 		};
 		k.httpd = httpd_new(k.base, &hc, k.ingest);
 		if (k.httpd == NULL)
@@ -319,6 +345,19 @@ main(int argc, char **argv)
 	    k.cfg.collector_id, (unsigned long long)k.cfg.flush_interval_ms);
 
 	notify_send("READY=1\nSTATUS=serving on %s", k.cfg.listen);
+	{
+		/* WATCHDOG=1 while the loop and the WAL writer progress. */
+		struct watchdog_config wdc = {
+			.listen = k.cfg.listen,
+			.wal = k.wal,
+			.ingest = k.ingest,
+			.flush = k.flush,
+		};
+
+		k.watchdog = watchdog_new(k.base, &wdc);
+		if (k.watchdog == NULL)
+			fatalx("out of memory at start-up");
+	}
 
 	event_base_dispatch(k.base);
 
@@ -335,6 +374,7 @@ main(int argc, char **argv)
 	event_free(ev_int);
 	event_free(ev_hup);
 	event_free(k.drain);
+	watchdog_free(k.watchdog);
 	flush_free(k.flush);
 	wal_close(k.wal);
 	httpd_free(k.httpd);

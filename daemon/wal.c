@@ -530,6 +530,7 @@ struct wal {
 	struct event *done_ev;
 	pthread_t thread;
 	uint64_t syncs, sync_us_total, sync_us_max;
+	struct histogram sync_us;
 };
 
 static int
@@ -897,6 +898,7 @@ writer_main(void *arg)
 	struct wal *w = arg;
 	struct bytes tmp;
 	struct cvec ctmp;
+	uint64_t write_failures = 0;
 
 	pthread_mutex_lock(&w->mu);
 	for (;;) {
@@ -952,7 +954,12 @@ writer_main(void *arg)
 				failed = 1;
 			}
 			errno = saved;
-			log_warn("WAL write failed: bytes=%zu", len);
+			/* A full disk fails every group: log 1st, 2nd, 4th, ... */
+			write_failures++;
+			if ((write_failures & (write_failures - 1)) == 0)
+				log_warn("WAL write failed, batches answered 503: "
+				    "bytes=%zu failures=%" PRIu64, len,
+				    write_failures);
 		} else if (fdatasync(w->fd) == -1) {
 			/* The kernel may have dropped the pages: don't retry. */
 			log_warn("WAL fdatasync failed; refusing appends until "
@@ -962,6 +969,11 @@ writer_main(void *arg)
 		}
 		us = now_us() - t0;
 
+		if (ok && write_failures > 0) {
+			log_notice("WAL writes work again: failures=%" PRIu64,
+			    write_failures);
+			write_failures = 0;
+		}
 		pthread_mutex_lock(&w->mu);
 		w->failed = failed;
 		if (ok) {
@@ -975,6 +987,7 @@ writer_main(void *arg)
 			w->sync_us_total += us;
 			if (us > w->sync_us_max)
 				w->sync_us_max = us;
+			histogram_observe(&w->sync_us, us);
 		}
 		if (cvec_move(&w->done, &w->inflight, ok) == -1) {
 			/* Unrecoverable bookkeeping failure: never lose a reply. */
@@ -1276,6 +1289,7 @@ wal_get_stats(struct wal *w, struct wal_stats *st)
 	st->syncs = w->syncs;
 	st->sync_us_total = w->sync_us_total;
 	st->sync_us_max = w->sync_us_max;
+	st->sync_us = w->sync_us;
 	st->live = w->live;
 	st->full = w->full;
 	st->failed = w->failed;

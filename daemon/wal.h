@@ -22,6 +22,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "histogram.h"
+
 struct event_base;
 struct wal;
 
@@ -118,6 +120,7 @@ struct wal_stats {
 	uint64_t syncs;
 	uint64_t sync_us_total;
 	uint64_t sync_us_max;
+	struct histogram sync_us;	/* each fdatasync of a group commit */
 	int live;
 	int full;		/* appends refused for size */
 	int failed;		/* a write or sync failed for good */

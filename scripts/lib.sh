@@ -16,6 +16,9 @@ KANAL_PACKAGES=(
     postgresql postgresql-client
     python3 python3-protobuf protobuf-compiler  # tests/e2e_python.py: protoc --python_out
     curl
+    dpkg-dev  # tests/test_package.sh: cpack -G DEB computes Depends with dpkg-shlibdeps
+    systemd   # tests/test_systemd.sh: systemd-analyze verify / security
+    prometheus  # tests/test_e2e_metrics.c: promtool check metrics (the only package with it)
 )
 
 # Name of the calling script, for messages ("scripts/pg", "scripts/dev", ...).

@@ -2,7 +2,8 @@
 /*
  * test_agg: hour buckets, what makes a key, the double buffer (freeze,
  * retry of a failed flush, release), positions, growth to many keys and
- * many interned codes, and adds racing freezes from another thread.
+ * many interned codes, adds racing freezes from another thread, and late
+ * events (for a past hour a committed flush already wrote).
  *
  * Rows are read back only through agg_table_foreach, as the flush does.
  */
@@ -18,6 +19,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "agg.h"
 
@@ -864,6 +866,99 @@ test_add_is_all_or_nothing_when_an_allocation_fails(void **state)
 #endif
 }
 
+/* ---------------------------------------------------------- late events */
+
+static uint64_t
+late_of(struct agg *a)
+{
+	struct agg_stats st;
+
+	agg_get_stats(a, &st);
+	assert_int_equal(st.keys, agg_keys(a));
+	return st.late_events;
+}
+
+/* Adds ev, then freezes and releases: a committed flush of it. */
+static void
+add_and_flush(struct agg *a, const struct agg_event *ev, uint64_t position)
+{
+	uint64_t pos;
+
+	add(a, ev, position);
+	agg_release(a, agg_freeze(a, &pos));
+}
+
+static void
+test_events_for_a_past_hour_already_flushed_are_late(void **state)
+{
+	struct agg *a = agg_new();
+	struct agg_event x = event("x", "32", T0 + 5);
+	struct agg_event other_key = event("y", "32.73", T0 + HOUR_MS - 1);
+	struct agg_event next_hour = event("x", "32", T0 + HOUR_MS);
+
+	(void)state;
+	add(a, &x, 1);
+	add(a, &x, 2);
+	assert_int_equal(late_of(a), 0);	/* not flushed yet */
+	add_and_flush(a, &x, 3);
+	assert_int_equal(late_of(a), 0);
+	add(a, &x, 4);				/* same key, same hour */
+	add(a, &other_key, 5);			/* another key, same hour */
+	assert_int_equal(late_of(a), 2);
+	add(a, &next_hour, 6);			/* never flushed */
+	assert_int_equal(late_of(a), 2);
+	agg_free(a);
+}
+
+static void
+test_a_flush_that_is_not_committed_makes_nothing_late(void **state)
+{
+	struct agg *a = agg_new();
+	struct agg_event x = event("x", "32", T0);
+	uint64_t pos;
+
+	(void)state;
+	add(a, &x, 1);
+	(void)agg_freeze(a, &pos);		/* the flush fails: no release */
+	add(a, &x, 2);
+	assert_int_equal(late_of(a), 0);
+	agg_free(a);
+}
+
+static void
+test_the_current_hour_is_never_late(void **state)
+{
+	struct agg *a = agg_new();
+	/* Two hours ahead: an hour that has not ended yet, whenever this runs. */
+	struct agg_event ahead = event("x", "32", (int64_t)time(NULL) * 1000 +
+	    2 * HOUR_MS);
+
+	(void)state;
+	add_and_flush(a, &ahead, 1);
+	add_and_flush(a, &ahead, 2);
+	add(a, &ahead, 3);
+	assert_int_equal(late_of(a), 0);
+	agg_free(a);
+}
+
+static void
+test_late_hours_are_remembered_across_both_buffers(void **state)
+{
+	struct agg *a = agg_new();
+	struct agg_event x = event("x", "32", T0);
+	struct agg_event old = event("x", "32", T0 - 24 * HOUR_MS);
+
+	(void)state;
+	add_and_flush(a, &old, 1);
+	/* Several rounds: each table of the double buffer is reused. */
+	for (uint64_t i = 0; i < 4; i++)
+		add_and_flush(a, &x, 2 + i);
+	assert_int_equal(late_of(a), 3);
+	add(a, &old, 10);
+	assert_int_equal(late_of(a), 4);
+	agg_free(a);
+}
+
 /* --------------------------------------------------------------- freeing */
 
 static void
@@ -902,6 +997,10 @@ main(void)
 		cmocka_unit_test(test_many_keys_survive_resizes),
 		cmocka_unit_test(test_many_distinct_codes_intern_exactly),
 		cmocka_unit_test(test_adds_racing_freezes_lose_and_double_nothing),
+		cmocka_unit_test(test_events_for_a_past_hour_already_flushed_are_late),
+		cmocka_unit_test(test_a_flush_that_is_not_committed_makes_nothing_late),
+		cmocka_unit_test(test_the_current_hour_is_never_late),
+		cmocka_unit_test(test_late_hours_are_remembered_across_both_buffers),
 		cmocka_unit_test(test_free_with_a_table_still_frozen_leaks_nothing),
 		cmocka_unit_test(test_add_is_all_or_nothing_when_an_allocation_fails),
 	};

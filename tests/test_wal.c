@@ -671,6 +671,11 @@ test_round_trip_keeps_order_types_payloads_and_positions(void **state)
 	assert_int_equal(st.appended, end);
 	assert_int_equal(st.first, first);
 	assert_true(st.syncs >= 1);
+	/* Every group commit's fdatasync is in the /metrics histogram. */
+	assert_int_equal(st.sync_us.count, st.syncs);
+	assert_int_equal(histogram_cumulative(&st.sync_us, HISTOGRAM_BUCKETS),
+	    st.syncs);
+	assert_int_equal(st.sync_us.sum_us, st.sync_us_total);
 	assert_int_equal(st.live, 0);
 	wal_close(w);
 

@@ -369,3 +369,46 @@ th_wait(int (*cond)(void *arg), void *arg, unsigned deadline_ms)
 		sleep_ms(20);
 	}
 }
+
+int
+th_log_count(struct th_kanald *k, const char *needle)
+{
+	static char text[1 << 20];
+	FILE *fp = fopen(k->log, "r");
+	size_t len;
+	int n = 0;
+
+	if (fp == NULL)
+		fail_msg("%s: %s", k->log, strerror(errno));
+	len = fread(text, 1, sizeof(text) - 1, fp);
+	text[len] = '\0';
+	fclose(fp);
+	for (const char *p = strstr(text, needle); p != NULL;
+	    p = strstr(p + 1, needle))
+		n++;
+	return n;
+}
+
+struct log_wait {
+	struct th_kanald *k;
+	const char *needle;
+	int times;
+};
+
+static int
+log_has(void *arg)
+{
+	struct log_wait *w = arg;
+
+	return th_log_count(w->k, w->needle) >= w->times;
+}
+
+void
+th_wait_log(struct th_kanald *k, const char *needle, int times)
+{
+	struct log_wait w = { k, needle, times };
+
+	if (!th_wait(log_has, &w, 10000))
+		fail_msg("waited 10 s for \"%s\" x%d in %s", needle, times,
+		    k->log);
+}

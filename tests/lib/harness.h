@@ -55,6 +55,11 @@ void th_kanald_start(struct th_kanald *k, const char *db,
 /* Sends sig and waits (deadline) for the exit; returns the exit status. */
 int th_kanald_stop(struct th_kanald *k, int sig);
 
+/* How many times needle is in the kanald's log (its first MiB). */
+int th_log_count(struct th_kanald *k, const char *needle);
+/* Waits (10 s deadline) until needle is in the log at least times times. */
+void th_wait_log(struct th_kanald *k, const char *needle, int times);
+
 /* Polls cond every 20 ms until it returns non-zero or deadline_ms pass. */
 int th_wait(int (*cond)(void *arg), void *arg, unsigned deadline_ms);
 
