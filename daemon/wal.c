@@ -1225,6 +1225,13 @@ wal_remove_before(struct wal *w, uint64_t pos,
 		w->bytes -= w->segs[0].size;
 		memmove(w->segs, w->segs + 1, (w->nsegs - 1) * sizeof(*w->segs));
 		w->nsegs--;
+		/*
+		 * Room again: say so now, not at the next append, or /readyz
+		 * would keep a load balancer from sending the batch that
+		 * would clear it.
+		 */
+		if (w->bytes + w->appending.len + w->writing.len < w->max_size)
+			w->full = 0;
 		pthread_mutex_unlock(&w->mu);
 		removed++;
 	}

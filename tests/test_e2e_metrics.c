@@ -27,39 +27,17 @@
 #define HOUR_MS 3600000LL
 #define DEADLINE_MS 15000
 
-struct fixture {
-	char db[64];
-	char dir[512];
-	char sources[600];
-	char token[65];
-	PGconn *conn;
-	struct th_kanald k;
-};
-
 static int
 setup(void **state)
 {
-	struct fixture *f = calloc(1, sizeof(*f));
-
-	th_db_create("met", f->db, sizeof(f->db));
-	th_tmpdir("met", f->dir, sizeof(f->dir));
-	th_make_source(f->dir, "met", "dukcapil.*", f->token, f->sources,
-	    sizeof(f->sources));
-	f->conn = th_pg_connect(f->db);
-	*state = f;
+	*state = th_fixture_new("met", "dukcapil.*");
 	return 0;
 }
 
 static int
 teardown(void **state)
 {
-	struct fixture *f = *state;
-
-	if (f->k.pid > 0)
-		th_kanald_stop(&f->k, SIGKILL);
-	PQfinish(f->conn);
-	th_db_drop(f->db);
-	free(f);
+	th_fixture_free(*state);
 	return 0;
 }
 
@@ -79,7 +57,7 @@ struct ack {
 
 /* POSTs one batch of the events in evs, once; the answer in *a. */
 static void
-send_batch(struct fixture *f, const char *batch_id, const struct ev *evs,
+send_batch(struct th_fixture *f, const char *batch_id, const struct ev *evs,
     size_t n, struct ack *a)
 {
 	Kanal__V1__EventBatch b = KANAL__V1__EVENT_BATCH__INIT;
@@ -119,7 +97,7 @@ send_batch(struct fixture *f, const char *batch_id, const struct ev *evs,
 
 /* GET /metrics: 200 with the exposition content type; the body, malloc'd. */
 static char *
-scrape(struct fixture *f)
+scrape(struct th_fixture *f)
 {
 	struct httpc_response r;
 	struct httpc *c;
@@ -156,7 +134,7 @@ value_in(const char *text, const char *series)
 }
 
 static long long
-metric(struct fixture *f, const char *series)
+metric(struct th_fixture *f, const char *series)
 {
 	char *text = scrape(f);
 	long long v = value_in(text, series);
@@ -168,7 +146,7 @@ metric(struct fixture *f, const char *series)
 }
 
 struct want {
-	struct fixture *f;
+	struct th_fixture *f;
 	const char *series;
 	long long value;
 };
@@ -182,7 +160,7 @@ metric_is(void *arg)
 }
 
 static void
-wait_metric(struct fixture *f, const char *series, long long value)
+wait_metric(struct th_fixture *f, const char *series, long long value)
 {
 	struct want w = { f, series, value };
 
@@ -200,7 +178,7 @@ metric_at_least(void *arg)
 }
 
 static void
-wait_metric_at_least(struct fixture *f, const char *series, long long value)
+wait_metric_at_least(struct th_fixture *f, const char *series, long long value)
 {
 	struct want w = { f, series, value };
 
@@ -211,7 +189,7 @@ wait_metric_at_least(struct fixture *f, const char *series, long long value)
 
 /* Each series at its expected value, in one scrape. */
 static void
-assert_metrics(struct fixture *f, const char *const *series,
+assert_metrics(struct th_fixture *f, const char *const *series,
     const long long *want, size_t n)
 {
 	char *text = scrape(f);
@@ -247,7 +225,7 @@ find_promtool(char *out, size_t len)
 
 /* `promtool check metrics` must accept a scrape: exit 0, nothing said. */
 static void
-promtool_accepts(struct fixture *f)
+promtool_accepts(struct th_fixture *f)
 {
 	char promtool[1024], file[700], cmd[2048], out[8192];
 	char *text = scrape(f);
@@ -283,7 +261,7 @@ promtool_accepts(struct fixture *f)
 static void
 test_metrics_count_what_was_answered_and_pass_promtool(void **state)
 {
-	struct fixture *f = *state;
+	struct th_fixture *f = *state;
 	/*
 	 * "Now" events two minutes ahead: their hour can't end while the
 	 * test runs, so none of them can be late by accident.
@@ -410,7 +388,7 @@ test_metrics_count_what_was_answered_and_pass_promtool(void **state)
 static void
 test_metrics_show_an_unreachable_database(void **state)
 {
-	struct fixture *f = *state;
+	struct th_fixture *f = *state;
 	const struct ev one[] = {
 		{ "dukcapil.kia", "32.73.02", client_now_ms() },
 	};

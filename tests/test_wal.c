@@ -1778,6 +1778,9 @@ test_a_full_wal_refuses_appends_until_segments_are_removed(void **state)
 	/* The checkpoint moved on: old segments go, appends are taken. */
 	assert_true(st.segments >= 2);
 	assert_true(wal_remove_before(w, st.durable, NULL, NULL) >= 1);
+	/* Not full any more at once: /readyz must not wait for an append. */
+	wal_get_stats(w, &st);
+	assert_int_equal(st.full, 0);
 	append_sync(w, accepted, sizeof(p));
 	wal_get_stats(w, &st);
 	assert_int_equal(st.full, 0);

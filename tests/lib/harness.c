@@ -412,3 +412,54 @@ th_wait_log(struct th_kanald *k, const char *needle, int times)
 		fail_msg("waited 10 s for \"%s\" x%d in %s", needle, times,
 		    k->log);
 }
+
+struct th_fixture *
+th_fixture_new(const char *tag, const char *allow)
+{
+	struct th_fixture *f = calloc(1, sizeof(*f));
+
+	if (f == NULL)
+		fail_msg("out of memory");
+	th_db_create(tag, f->db, sizeof(f->db));
+	th_tmpdir(tag, f->dir, sizeof(f->dir));
+	th_make_source(f->dir, tag, allow, f->token, f->sources,
+	    sizeof(f->sources));
+	f->conn = th_pg_connect(f->db);
+	return f;
+}
+
+void
+th_fixture_free(struct th_fixture *f)
+{
+	if (f == NULL)
+		return;
+	if (f->k.pid > 0)
+		th_kanald_stop(&f->k, SIGKILL);
+	PQfinish(f->conn);
+	th_db_drop(f->db);
+	free(f);
+}
+
+struct count_wait {
+	PGconn *conn;
+	const char *sql;
+	int64_t want;
+};
+
+static int
+count_is(void *arg)
+{
+	struct count_wait *q = arg;
+
+	return th_query_i64(q->conn, q->sql) == q->want;
+}
+
+void
+th_wait_count(PGconn *conn, const char *sql, int64_t want)
+{
+	struct count_wait q = { conn, sql, want };
+
+	if (!th_wait(count_is, &q, 20000))
+		fail_msg("waited 20 s for %s = %lld; it is %lld", sql,
+		    (long long)want, (long long)th_query_i64(conn, sql));
+}

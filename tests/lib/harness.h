@@ -60,6 +60,28 @@ int th_log_count(struct th_kanald *k, const char *needle);
 /* Waits (10 s deadline) until needle is in the log at least times times. */
 void th_wait_log(struct th_kanald *k, const char *needle, int times);
 
+/*
+ * What most end-to-end tests start from: a fresh migrated database, a
+ * scratch directory, a source allowed the given services (its token and
+ * sources file), a superuser connection to the database, and a kanald
+ * slot (not started).
+ */
+struct th_fixture {
+	char db[64];
+	char dir[512];
+	char sources[600];
+	char token[65];
+	PGconn *conn;
+	struct th_kanald k;
+};
+
+struct th_fixture *th_fixture_new(const char *tag, const char *allow);
+/* Kills the kanald if it runs, drops the database. NULL is a no-op. */
+void th_fixture_free(struct th_fixture *f);
+
+/* Waits (20 s deadline) until the first column of sql's row is want. */
+void th_wait_count(PGconn *conn, const char *sql, int64_t want);
+
 /* Polls cond every 20 ms until it returns non-zero or deadline_ms pass. */
 int th_wait(int (*cond)(void *arg), void *arg, unsigned deadline_ms);
 
