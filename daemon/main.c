@@ -51,6 +51,7 @@ struct kanald {
 	struct dedup *dedup;
 	struct watchdog *watchdog;
 	struct event *drain;
+	int log_level_flag;	/* --log-level given: it wins over reloads */
 	uint64_t drain_left_ms;
 	int64_t started_ms;		/* for process_start_time_seconds */
 };
@@ -181,20 +182,49 @@ on_reload(evutil_socket_t sig, short what, void *arg)
 	struct kanald *k = arg;
 	struct config fresh;
 	struct sources *s;
-	int lvl;
+	char *problems = NULL;
+	size_t plen = 0;
+	FILE *errs;
+	int lvl, bad = 0;
 
 	(void)sig;
 	(void)what;
 	notify_send("RELOADING=1");
+	/*
+	 * Problems are gathered and logged line by line, so that under
+	 * journald they carry a priority like every other line.
+	 */
+	errs = open_memstream(&problems, &plen);
+	if (errs == NULL)
+		errs = stderr;
 	/* Only the sources file and the log level can change at run time. */
 	config_defaults(&fresh);
-	if (k->cfg.config_file[0] != '\0' &&
-	    config_read_file(&fresh, k->cfg.config_file, stderr) == 0) {
-		lvl = log_level_parse(fresh.log_level);
-		if (lvl != -1)
-			log_set_level((enum log_level)lvl);
+	if (k->cfg.config_file[0] != '\0') {
+		if (config_read_file(&fresh, k->cfg.config_file, errs) != 0)
+			bad = 1;
+		else if (!k->log_level_flag) {
+			lvl = log_level_parse(fresh.log_level);
+			if (lvl != -1)
+				log_set_level((enum log_level)lvl);
+		}
 	}
-	s = sources_load(k->cfg.sources, stderr);
+	s = sources_load(k->cfg.sources, errs);
+	if (errs != stderr) {
+		fclose(errs);
+		for (char *line = problems, *nl; line != NULL && *line != '\0';
+		    line = nl + 1) {
+			nl = strchr(line, '\n');
+			if (nl == NULL)
+				nl = line + strlen(line) - 1;
+			else
+				*nl = '\0';
+			log_warnx("%s", line);
+		}
+		free(problems);
+	}
+	if (bad)
+		log_warnx("reload: the config file has problems (above); "
+		    "log level unchanged: file=%s", k->cfg.config_file);
 	if (s == NULL) {
 		log_warnx("reload failed, keeping the old sources: file=%s",
 		    k->cfg.sources);
@@ -217,6 +247,9 @@ main(int argc, char **argv)
 
 	memset(&k, 0, sizeof(k));
 	k.started_ms = now_ms();
+	for (int i = 1; i < argc; i++)
+		if (strncmp(argv[i], "--log-level", 11) == 0)
+			k.log_level_flag = 1;
 	switch (config_from_argv(&k.cfg, argc, argv, stdout, stderr)) {
 	case CONFIG_HELP:
 	case CONFIG_VERSION:
