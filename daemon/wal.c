@@ -1172,6 +1172,34 @@ wal_go_live(struct wal *w, uint64_t from, char *err, size_t errlen)
 	return 0;
 }
 
+/*
+ * Gives a segment's blocks back a few MiB at a time before it is unlinked.
+ * Freeing 64 MiB at once makes the file system's next journal commit
+ * slow (ext4 mounted with discard trims every freed extent there), and
+ * the WAL writer's fdatasync waits for that commit: 11-22 ms stalls,
+ * measured (bench/results). In steps, a little apart, each commit frees
+ * only one step. Best effort: any failure leaves the unlink to do it all.
+ */
+static void
+shrink_before_unlink(const char *path)
+{
+	const off_t step = 4 << 20;
+	struct stat st;
+	int fd = open(path, O_WRONLY | O_CLOEXEC);
+
+	if (fd == -1)
+		return;
+	if (fstat(fd, &st) == 0) {
+		for (off_t size = st.st_size - step; size > 0; size -= step) {
+			struct timespec ts = { 0, 2 * 1000 * 1000 };
+			if (ftruncate(fd, size) == -1)
+				break;
+			nanosleep(&ts, NULL);
+		}
+	}
+	close(fd);
+}
+
 int
 wal_remove_before(struct wal *w, uint64_t pos,
     int (*before)(void *arg, const struct wal_record *rec), void *arg)
@@ -1217,6 +1245,7 @@ wal_remove_before(struct wal *w, uint64_t pos,
 			if (stop || before(arg, NULL) == -1)
 				break;
 		}
+		shrink_before_unlink(path);
 		if (unlink(path) == -1) {
 			log_warn("cannot remove a WAL segment: file=%s", path);
 			break;
