@@ -14,6 +14,7 @@
 
 #include "client.h"
 #include "httpc.h"
+#include "rng.h"
 #include "validate.h"
 
 #define BATCH 500
@@ -33,50 +34,6 @@ struct demo_gen {
 	double *region_cum;
 	double *region_shift;
 };
-
-/* ------------------------------------------------------------ randomness */
-
-static uint64_t
-next_u64(struct demo_gen *g)
-{
-	uint64_t z = (g->s += 0x9e3779b97f4a7c15ULL);
-
-	z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
-	z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
-	return z ^ (z >> 31);
-}
-
-/* Uniform in [0, 1). */
-static double
-uniform(struct demo_gen *g)
-{
-	return (double)(next_u64(g) >> 11) * 0x1.0p-53;
-}
-
-static double
-normal(struct demo_gen *g)
-{
-	double u = uniform(g), v = uniform(g);
-
-	return sqrt(-2.0 * log(1.0 - u)) * cos(2.0 * M_PI * v);
-}
-
-/* Index i with probability (cum[i] - cum[i-1]) / cum[n-1]. */
-static size_t
-pick(struct demo_gen *g, const double *cum, size_t n)
-{
-	double x = uniform(g) * cum[n - 1];
-	size_t lo = 0, hi = n - 1;
-
-	while (lo < hi) {
-		size_t mid = (lo + hi) / 2;
-		if (cum[mid] > x)
-			hi = mid;
-		else
-			lo = mid + 1;
-	}
-	return lo;
-}
 
 /* ----------------------------------------------------------------- model */
 
@@ -140,9 +97,9 @@ demo_gen_new(const struct demo_catalog *cat, uint64_t seed, int64_t now_ms,
 	}
 	for (size_t i = 0; i < cat->nservices; i++) {
 		const struct agency *a = agency_of(cat->services[i]);
-		cum += a->volume * (0.5 + uniform(g));
+		cum += a->volume * (0.5 + rng_uniform(&g->s));
 		g->svc[i].weight = cum;
-		g->svc[i].digital = clamp(a->digital + (uniform(g) - 0.5) * 0.2,
+		g->svc[i].digital = clamp(a->digital + (rng_uniform(&g->s) - 0.5) * 0.2,
 		    0.05, 0.95);
 		g->svc[i].tax = strncmp(cat->services[i], "bapenda.", 8) == 0;
 	}
@@ -150,7 +107,7 @@ demo_gen_new(const struct demo_catalog *cat, uint64_t seed, int64_t now_ms,
 	for (size_t i = 0; i < cat->nregions; i++) {
 		cum += cat->population[i] > 0 ? cat->population[i] : 1;
 		g->region_cum[i] = cum;
-		g->region_shift[i] = (uniform(g) - 0.5) * 0.16;
+		g->region_shift[i] = (rng_uniform(&g->s) - 0.5) * 0.16;
 	}
 	return g;
 }
@@ -194,7 +151,7 @@ pick_time(struct demo_gen *g, int digital)
 	int64_t span = g->end_ms - g->start_ms;
 
 	for (;;) {
-		int64_t t = g->start_ms + (int64_t)(uniform(g) * (double)span);
+		int64_t t = g->start_ms + (int64_t)(rng_uniform(&g->s) * (double)span);
 		int hour, wday;
 
 		wib(t, &hour, &wday);
@@ -203,7 +160,7 @@ pick_time(struct demo_gen *g, int digital)
 				return t;
 			continue;
 		}
-		if (uniform(g) * 1.3 < dig[hour] * (wday == 0 || wday == 6 ?
+		if (rng_uniform(&g->s) * 1.3 < dig[hour] * (wday == 0 || wday == 6 ?
 		    0.8 : 1.0))
 			return t;
 	}
@@ -222,16 +179,16 @@ demo_gen_event(struct demo_gen *g, Kanal__V1__ServiceEvent *ev,
 
 	/* A linear scan of the cumulative weights: a few dozen services. */
 	{
-		double x = uniform(g) * g->svc[cat->nservices - 1].weight;
+		double x = rng_uniform(&g->s) * g->svc[cat->nservices - 1].weight;
 		while (si + 1 < cat->nservices && g->svc[si].weight <= x)
 			si++;
 	}
 	m = &g->svc[si];
-	ri = pick(g, g->region_cum, cat->nregions);
+	ri = rng_pick(&g->s, g->region_cum, cat->nregions);
 	p = clamp(m->digital + g->region_shift[ri], 0.02, 0.98);
-	digital = uniform(g) < p;
+	digital = rng_uniform(&g->s) < p;
 
-	u = uniform(g);
+	u = rng_uniform(&g->s);
 	if (digital) {
 		if (m->tax)
 			ch = u < 0.3 ? 1 : u < 0.55 ? 2 : u < 0.6 ? 3 :
@@ -248,21 +205,21 @@ demo_gen_event(struct demo_gen *g, Kanal__V1__ServiceEvent *ev,
 	ev->region_code = cat->regions[ri];
 	ev->channel = (Kanal__V1__Channel)ch;
 	ev->occurred_at_ms = pick_time(g, digital);
-	u = uniform(g);
+	u = rng_uniform(&g->s);
 	if (digital)
 		ev->outcome = u < 0.84 ? 1 : u < 0.95 ? 2 : u < 0.99 ? 3 : 0;
 	else
 		ev->outcome = u < 0.93 ? 1 : u < 0.98 ? 2 : u < 0.99 ? 3 : 0;
-	if (uniform(g) >= 0.1) {
+	if (rng_uniform(&g->s) >= 0.1) {
 		double median = digital ? 240000.0 : 1200000.0;
 		double sigma = digital ? 0.6 : 0.5;
-		ev->duration_ms = (uint32_t)clamp(median * exp(sigma * normal(g)),
+		ev->duration_ms = (uint32_t)clamp(median * exp(sigma * rng_normal(&g->s)),
 		    1000.0, 8.0 * 3600 * 1000);
 	}
-	u = uniform(g);
+	u = rng_uniform(&g->s);
 	ev->assisted = ch == 3 ? u < 0.5 : (digital && ch != 5) ? u < 0.12 : 0;
-	r1 = next_u64(g);
-	r2 = next_u64(g);
+	r1 = rng_next(&g->s);
+	r2 = rng_next(&g->s);
 	memcpy(id, &r1, 8);
 	memcpy(id + 8, &r2, 8);
 	ev->event_id.data = id;

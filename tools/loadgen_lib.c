@@ -4,6 +4,7 @@
  * kanal-loadgen; see loadgen.h.
  */
 #include "loadgen.h"
+#include "rng.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
@@ -307,45 +308,10 @@ lg_region_code(size_t i)
 	return i < nregions ? region_codes[i] : NULL;
 }
 
-/* splitmix64: small, fast, and good enough for synthetic traffic. */
-static uint64_t
-rng_next(uint64_t *s)
-{
-	uint64_t z = (*s += 0x9e3779b97f4a7c15ULL);
-
-	z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
-	z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
-	return z ^ (z >> 31);
-}
-
-static double
-rng_uniform(uint64_t *s)
-{
-	return (double)(rng_next(s) >> 11) * 0x1.0p-53;
-}
-
-static double
-rng_normal(uint64_t *s)
-{
-	double u = rng_uniform(s), v = rng_uniform(s);
-
-	return sqrt(-2.0 * log(1.0 - u)) * cos(2.0 * M_PI * v);
-}
-
 static size_t
 pick_service(uint64_t *s)
 {
-	double x = rng_uniform(s) * svc_cum[LG_NSERVICES - 1];
-	size_t lo = 0, hi = LG_NSERVICES - 1;
-
-	while (lo < hi) {
-		size_t mid = (lo + hi) / 2;
-		if (svc_cum[mid] > x)
-			hi = mid;
-		else
-			lo = mid + 1;
-	}
-	return lo;
+	return rng_pick(s, svc_cum, LG_NSERVICES);
 }
 
 /*
