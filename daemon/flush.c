@@ -68,10 +68,18 @@ static const char upsert_sql[] =
     " duration_ms_sum = u.duration_ms_sum + EXCLUDED.duration_ms_sum,"
     " duration_events = u.duration_events + EXCLUDED.duration_events";
 
+/*
+ * Compare and set, and first in the transaction: it takes the checkpoint
+ * row's lock, so a retry waits behind a COMMIT of unknown outcome that is
+ * still finishing, and then finds the checkpoint already at or past its
+ * own and updates nothing (0 rows): the counts are in.
+ */
 static const char checkpoint_sql[] =
-    "INSERT INTO kanal.collector_checkpoint (collector_id, wal_position,"
-    " updated_at) VALUES ($1, $2, now()) ON CONFLICT (collector_id) DO"
-    " UPDATE SET wal_position = EXCLUDED.wal_position, updated_at = now()";
+    "INSERT INTO kanal.collector_checkpoint AS c (collector_id,"
+    " wal_position, updated_at) VALUES ($1, $2, now())"
+    " ON CONFLICT (collector_id) DO UPDATE SET"
+    " wal_position = EXCLUDED.wal_position, updated_at = now()"
+    " WHERE c.wal_position < EXCLUDED.wal_position";
 
 static const char checkpoint_read_sql[] =
     "SELECT wal_position FROM kanal.collector_checkpoint"
@@ -293,14 +301,17 @@ exec_ok(struct flush *f, const char *sql, const char *what)
 	return ok ? 0 : -1;
 }
 
-/* Writes t in one transaction. 0 when committed. */
+/*
+ * Writes t in one transaction. 0 when committed, 1 when the checkpoint
+ * shows it was committed already, -1 on failure (t is still held).
+ */
 static int
 write_table(struct flush *f, struct agg_table *t, uint64_t checkpoint)
 {
 	char cp[32], e[256];
 	const char *params[2] = { f->collector_id, cp };
 	PGresult *r;
-	int ok;
+	int ok, already;
 
 	f->len = 0;
 	f->buf_failed = 0;
@@ -312,6 +323,27 @@ write_table(struct flush *f, struct agg_table *t, uint64_t checkpoint)
 	}
 	if (exec_ok(f, "BEGIN", "BEGIN") == -1)
 		return -1;
+	snprintf(cp, sizeof(cp), "%" PRIu64, checkpoint);
+	r = PQexecParams(f->conn, checkpoint_sql, 2, NULL, params, NULL, NULL,
+	    0);
+	ok = PQresultStatus(r) == PGRES_COMMAND_OK;
+	already = ok && strcmp(PQcmdTuples(r), "0") == 0;
+	PQclear(r);
+	if (!ok) {
+		log_warnx("flush failed at checkpoint: err=\"%s\"",
+		    pg_err(f->conn, e, sizeof(e)));
+		goto rollback;
+	}
+	if (already) {
+		log_warnx("the checkpoint in PostgreSQL is already at or past "
+		    "this flush's: its counts were committed before (a COMMIT "
+		    "whose answer was lost), or another instance uses "
+		    "collector_id=%s; not writing them again: checkpoint=%"
+		    PRIu64, f->collector_id, checkpoint);
+		r = PQexec(f->conn, "ROLLBACK");
+		PQclear(r);
+		return 1;
+	}
 	if (exec_ok(f, "TRUNCATE pg_temp.kanal_staging", "TRUNCATE") == -1)
 		goto rollback;
 	r = PQexec(f->conn, "COPY pg_temp.kanal_staging FROM STDIN");
@@ -340,16 +372,6 @@ write_table(struct flush *f, struct agg_table *t, uint64_t checkpoint)
 	}
 	if (exec_ok(f, upsert_sql, "upsert") == -1)
 		goto rollback;
-	snprintf(cp, sizeof(cp), "%" PRIu64, checkpoint);
-	r = PQexecParams(f->conn, checkpoint_sql, 2, NULL, params, NULL, NULL,
-	    0);
-	ok = PQresultStatus(r) == PGRES_COMMAND_OK;
-	PQclear(r);
-	if (!ok) {
-		log_warnx("flush failed at checkpoint: err=\"%s\"",
-		    pg_err(f->conn, e, sizeof(e)));
-		goto rollback;
-	}
 	r = PQexec(f->conn, "COMMIT");
 	ok = PQresultStatus(r) == PGRES_COMMAND_OK;
 	PQclear(r);
@@ -388,10 +410,18 @@ flush_once(struct flush *f)
 		return 0;
 	}
 	t0 = now_us();
-	if (write_table(f, t, pos) == -1) {
+	switch (write_table(f, t, pos)) {
+	case -1:
 		if (PQstatus(f->conn) != CONNECTION_OK)
 			disconnect(f);
 		goto fail;
+	case 1:
+		agg_release(f->agg, t);
+		if (f->on_committed != NULL)
+			f->on_committed(f->cb_arg, pos);
+		return 0;
+	default:
+		break;
 	}
 	us = now_us() - t0;
 	agg_release(f->agg, t);

@@ -11,7 +11,10 @@
  * per back-off step. A commit whose outcome is unknown (the connection
  * dropped during COMMIT) is resolved by reading the checkpoint back after
  * reconnecting: if it holds the value that commit would have written, the
- * counts are in and are not written again.
+ * counts are in and are not written again. Should that COMMIT still be
+ * finishing on the server, the retry's first statement, a compare-and-set
+ * of the checkpoint row, waits for it and then finds the checkpoint
+ * already there: the retry writes nothing.
  *
  * Checkpoint positions are WAL positions: agg carries the end position of
  * the last record added, the frozen table the highest one in it, and that

@@ -150,9 +150,9 @@ test_refused_flush_keeps_its_counts(void **state)
 	struct agg_event e = ev("dinkes.imunisasi", "32.73.03", 6, 1, 0, 0, T0);
 
 	assert_int_equal(agg_add(a, &e, 1, 1), 0);
-	th_exec(f->conn, "REVOKE UPDATE ON kanal.collector_checkpoint FROM "
+	th_exec(f->conn, "REVOKE INSERT ON kanal.usage_hourly FROM "
 	    "kanal_ingest");
-	/* Fails at the last statement: the counts must roll back with it. */
+	/* Fails after the checkpoint was set: it must roll back with it. */
 	assert_int_equal(flush_once(fl), -1);
 	assert_int_equal(agg_keys(a), 1);
 	assert_int_equal(th_query_i64(f->conn, "SELECT count(*) FROM "
@@ -160,13 +160,48 @@ test_refused_flush_keeps_its_counts(void **state)
 	/* Newer events wait in the active table meanwhile. */
 	assert_int_equal(agg_add(a, &e, 1, 2), 0);
 	assert_int_equal(flush_once(fl), -1);
-	th_exec(f->conn, "GRANT UPDATE ON kanal.collector_checkpoint TO "
-	    "kanal_ingest");
+	assert_int_equal(th_query_i64(f->conn, "SELECT count(*) FROM "
+	    "kanal.collector_checkpoint"), 0);
+	th_exec(f->conn, "GRANT INSERT ON kanal.usage_hourly TO kanal_ingest");
 	assert_int_equal(flush_once(fl), 0);
 	assert_int_equal(flush_once(fl), 0);
 	assert_int_equal(agg_keys(a), 0);
 	assert_int_equal(th_query_i64(f->conn, "SELECT events FROM "
 	    "kanal.usage_hourly"), 2);
+	flush_free(fl);
+	agg_free(a);
+}
+
+/*
+ * A COMMIT whose answer was lost may still be finishing when the retry
+ * comes; the checkpoint is compare-and-set, so a retry that finds it
+ * already at or past its own writes nothing.
+ */
+static void
+test_flush_already_covered_by_the_checkpoint_is_not_repeated(void **state)
+{
+	struct fixture *f = *state;
+	struct agg *a = agg_new();
+	struct flush *fl = new_flush(f, a, "c1");
+	struct agg_event e = ev("dukcapil.kia", "32.73.04", 1, 1, 0, 0, T0);
+
+	assert_int_equal(agg_add(a, &e, 1, 10), 0);
+	assert_int_equal(flush_once(fl), 0);
+	/* As if a lost COMMIT of positions up to 20 had happened after all. */
+	th_exec(f->conn, "UPDATE kanal.collector_checkpoint SET wal_position "
+	    "= 20");
+	assert_int_equal(agg_add(a, &e, 1, 20), 0);
+	assert_int_equal(flush_once(fl), 0);
+	assert_int_equal(agg_keys(a), 0);
+	assert_int_equal(th_query_i64(f->conn, "SELECT events FROM "
+	    "kanal.usage_hourly"), 1);
+	/* Past it, flushes write again. */
+	assert_int_equal(agg_add(a, &e, 1, 30), 0);
+	assert_int_equal(flush_once(fl), 0);
+	assert_int_equal(th_query_i64(f->conn, "SELECT events FROM "
+	    "kanal.usage_hourly"), 2);
+	assert_int_equal(th_query_i64(f->conn, "SELECT wal_position FROM "
+	    "kanal.collector_checkpoint"), 30);
 	flush_free(fl);
 	agg_free(a);
 }
@@ -250,6 +285,9 @@ main(void)
 		    test_later_flushes_add_to_the_same_rows, setup, teardown),
 		cmocka_unit_test_setup_teardown(
 		    test_refused_flush_keeps_its_counts, setup, teardown),
+		cmocka_unit_test_setup_teardown(
+		    test_flush_already_covered_by_the_checkpoint_is_not_repeated,
+		    setup, teardown),
 		cmocka_unit_test_setup_teardown(
 		    test_collectors_upserting_at_once_add_up, setup, teardown),
 	};
