@@ -428,7 +428,6 @@ flush_once(struct flush *f)
 	pthread_mutex_lock(&f->mu);
 	f->stats.flushes++;
 	f->stats.rows += keys;
-	f->stats.last_duration_us = us;
 	histogram_observe(&f->stats.duration_us, us);
 	f->stats.checkpoint = pos;
 	pthread_mutex_unlock(&f->mu);

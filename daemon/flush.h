@@ -58,7 +58,6 @@ struct flush_stats {
 	uint64_t flushes;		/* committed transactions */
 	uint64_t rows;			/* rows upserted, in all */
 	uint64_t errors;		/* failed attempts */
-	uint64_t last_duration_us;
 	struct histogram duration_us;	/* each committed flush, BEGIN..COMMIT */
 	uint64_t checkpoint;		/* last committed checkpoint */
 };

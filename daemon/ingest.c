@@ -127,7 +127,6 @@ reply_error(struct ingest *in, int status, const char *reason,
 	} else {
 		in->stats.batches_client_error++;
 	}
-	in->stats.batches_failed++;
 	reply(arg, &r);
 }
 

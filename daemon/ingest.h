@@ -101,7 +101,6 @@ void ingest_batch(struct ingest *in, const char *auth,
 struct ingest_stats {
 	uint64_t batches_ok;		/* 200, not duplicate */
 	uint64_t batches_duplicate;	/* 200, duplicate = true */
-	uint64_t batches_failed;	/* 4xx or 503: the next two added */
 	uint64_t batches_client_error;	/* 4xx: the request must change */
 	uint64_t batches_unavailable;	/* 503: retry later */
 	uint64_t events_accepted;

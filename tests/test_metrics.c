@@ -156,7 +156,6 @@ known_snapshot(void)
 	s.ingest.batches_duplicate = 2;
 	s.ingest.batches_client_error = 3;
 	s.ingest.batches_unavailable = 1;
-	s.ingest.batches_failed = 4;
 	s.ingest.events_accepted = 1234;
 	s.ingest.events_duplicate = 20;
 	s.ingest.events_rejected[KANAL__V1__REJECT_REASON__REJECT_REASON_SERVICE_CODE_INVALID] = 5;
