@@ -8,6 +8,7 @@
 #include <ctype.h>
 #include <errno.h>
 #include <limits.h>
+#include <stdarg.h>
 #include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
@@ -89,6 +90,22 @@ static const struct key keys[] = {
 	  "on SIGTERM, how long to keep trying to write held counts" },
 	{ "log-level", KEY_STRING, OFF(log_level), "info", 0, 0,
 	  check_log_level, "LEVEL", "err, warning, notice, info or debug" },
+	{ "tls-cert", KEY_STRING, OFF(tls_cert), "", 0, 0, NULL, "FILE",
+	  "PEM certificate chain (server first); with tls-key the listener "
+	  "speaks HTTPS only (TLS 1.2+); SIGHUP re-reads both" },
+	{ "tls-key", KEY_STRING, OFF(tls_key), "", 0, 0, NULL, "FILE",
+	  "PEM private key of tls-cert" },
+	{ "max-connections", KEY_UINT, OFF(max_connections), "1024", 1,
+	  1000000, NULL, "N",
+	  "most open client connections; more are accepted and closed at "
+	  "once (lowered to fit the open-file limit)" },
+	{ "rate-limit", KEY_UINT, OFF(rate_limit), "0", 0, 100000000, NULL,
+	  "N", "events per second each source may send on average; over it "
+	  "a batch gets 429 with Retry-After; 0 = no limit" },
+	{ "rate-limit-burst", KEY_UINT, OFF(rate_limit_burst), "0", 0,
+	  1000000000, NULL, "N",
+	  "events a source may send at once (its bucket); a batch larger "
+	  "gets 413; 0 = one second's worth (rate-limit)" },
 };
 
 #define NKEYS (sizeof(keys) / sizeof(keys[0]))
@@ -360,6 +377,44 @@ trim(char *s)
 	return s;
 }
 
+/* Remembers where a TLS key was set, for config_check's message. */
+static void
+note_where(struct config *cfg, const char *key, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+static void
+note_where(struct config *cfg, const char *key, const char *fmt, ...)
+{
+	const char *value;
+	va_list ap;
+
+	if (strcmp(key, "tls-cert") == 0)
+		value = cfg->tls_cert;
+	else if (strcmp(key, "tls-key") == 0)
+		value = cfg->tls_key;
+	else
+		return;
+	if (value[0] == '\0')
+		return;		/* set to empty: nothing to point at */
+	va_start(ap, fmt);
+	vsnprintf(cfg->tls_set_at, sizeof(cfg->tls_set_at), fmt, ap);
+	va_end(ap);
+}
+
+int
+config_check(const struct config *cfg, FILE *errs)
+{
+	int cert = cfg->tls_cert[0] != '\0', key = cfg->tls_key[0] != '\0';
+
+	if (cert == key)
+		return 0;
+	fprintf(errs, "%s: %s is set but %s is not; give both PEM files "
+	    "(the certificate chain and its private key) or neither\n",
+	    cfg->tls_set_at[0] != '\0' ? cfg->tls_set_at : "tls",
+	    cert ? "tls-cert" : "tls-key", cert ? "tls-key" : "tls-cert");
+	return 1;
+}
+
 int
 config_read_file(struct config *cfg, const char *path, FILE *errs)
 {
@@ -403,7 +458,8 @@ config_read_file(struct config *cfg, const char *path, FILE *errs)
 		if (config_set(cfg, key, value, err, sizeof(err)) == -1) {
 			fprintf(errs, "%s:%u: %s: %s\n", path, lineno, key, err);
 			problems++;
-		}
+		} else
+			note_where(cfg, key, "%s:%u", path, lineno);
 	}
 	if (ferror(f)) {
 		fprintf(errs, "%s: read error: %s\n", path, strerror(errno));
@@ -544,8 +600,11 @@ config_from_argv(struct config *cfg, int argc, char **argv, FILE *out,
 		if (config_set(cfg, key, value, err, sizeof(err)) == -1) {
 			fprintf(errs, "--%s: %s\n", key, err);
 			problems++;
-		}
+		} else
+			note_where(cfg, key, "--%s", key);
 	}
+	if (problems == 0)
+		problems += config_check(cfg, errs);
 	if (problems > 0)
 		return CONFIG_INVALID;
 	return check ? CONFIG_CHECK : CONFIG_RUN;

@@ -25,6 +25,10 @@ struct config {
 	char sources[CONFIG_STR_MAX];
 	char collector_id[CONFIG_STR_MAX];
 	char log_level[CONFIG_STR_MAX];
+	char tls_cert[CONFIG_STR_MAX];
+	char tls_key[CONFIG_STR_MAX];
+	/* Where tls-cert or tls-key was last set: "PATH:LINE" or "--tls-key". */
+	char tls_set_at[CONFIG_STR_MAX + 32];
 	uint64_t flush_interval_ms;
 	uint64_t max_body_size;
 	uint64_t max_header_size;
@@ -37,6 +41,9 @@ struct config {
 	uint64_t wal_segment_size;
 	uint64_t dedup_window_ms;
 	uint64_t dedup_max_batches;
+	uint64_t max_connections;
+	uint64_t rate_limit;		/* events per second per source; 0 = off */
+	uint64_t rate_limit_burst;	/* events; 0 = one second's worth */
 };
 
 enum config_action {
@@ -64,6 +71,13 @@ int config_set(struct config *cfg, const char *key, const char *value,
  * that can't be opened is one problem.
  */
 int config_read_file(struct config *cfg, const char *path, FILE *errs);
+
+/*
+ * Checks that need several keys at once (tls-cert and tls-key go
+ * together), after every source of settings was read. Each problem is
+ * printed to errs as "WHERE: message"; returns the number of problems.
+ */
+int config_check(const struct config *cfg, FILE *errs);
 
 /*
  * The whole command line: defaults, then -c FILE, then the flags. --help

@@ -4,21 +4,31 @@
  */
 #include "httpd.h"
 
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <time.h>
 
 #include <event2/buffer.h>
+#include <event2/bufferevent.h>
+#include <event2/bufferevent_ssl.h>
 #include <event2/event.h>
 #include <event2/http.h>
 #include <event2/keyvalq_struct.h>
+#include <event2/listener.h>
+#include <openssl/ssl.h>
 
 #include "config.h"
 #include "ingest.h"
 #include "log.h"
 #include "metrics.h"
+#include "tls.h"
+
+/* How long the listener pauses when accept() finds no file to use. */
+#define ACCEPT_PAUSE_MS 100
 
 struct httpd {
 	struct evhttp *http;
@@ -28,6 +38,28 @@ struct httpd {
 	void *ready_arg;
 	httpd_metrics_fn *metrics;
 	void *metrics_arg;
+	struct tls *tls;
+	struct event *resume;		/* re-enables a paused listener */
+	time_t pause_logged;		/* last "accept paused" line */
+	struct httpd_stats stats;
+};
+
+/*
+ * A connection just accepted, until the next turn of the loop: evhttp
+ * makes its evhttp_connection only after the bufferevent callback
+ * returns, so the close callback (which counts it out) is set from here.
+ */
+/*
+ * The httpd whose listener this is: the listener's callback argument is
+ * evhttp's own, and kanald has one httpd.
+ */
+static struct httpd *accepting;
+
+struct conn_start {
+	struct httpd *hd;
+	struct bufferevent *bev;	/* a reference of our own */
+	struct event *ev;
+	int refused;
 };
 
 static const char *
@@ -174,6 +206,182 @@ handle(struct evhttp_request *req, void *arg)
 	}
 }
 
+/* ------------------------------------------------------ connections */
+
+static void
+connection_closed(struct evhttp_connection *evcon, void *arg)
+{
+	struct httpd *hd = arg;
+
+	(void)evcon;
+	if (hd->stats.connections > 0)
+		hd->stats.connections--;
+}
+
+static void
+settle_connection(evutil_socket_t fd, short what, void *arg)
+{
+	struct conn_start *cs = arg;
+	struct httpd *hd = cs->hd;
+	void *cbarg = NULL;
+
+	(void)fd;
+	(void)what;
+	/*
+	 * evhttp set itself as the bufferevent's callbacks with its
+	 * connection as their argument; bufferevent_free clears them, so
+	 * NULL here means evhttp has already closed the connection.
+	 */
+	bufferevent_getcb(cs->bev, NULL, NULL, NULL, &cbarg);
+	if (cbarg == NULL) {
+		if (!cs->refused)
+			connection_closed(NULL, hd);
+	} else if (cs->refused) {
+		evhttp_connection_free(cbarg);
+	} else {
+		evhttp_connection_set_closecb(cbarg, connection_closed, hd);
+	}
+	bufferevent_decref(cs->bev);
+	event_free(cs->ev);
+	free(cs);
+}
+
+/*
+ * evhttp's bufferevent callback: one per accepted connection, before
+ * evhttp has made the connection. A NULL answer would make evhttp use a
+ * plain socket, which on a TLS listener would serve plain HTTP: out of
+ * memory here is fatal instead.
+ */
+static struct bufferevent *
+new_connection(struct event_base *base, void *arg)
+{
+	struct httpd *hd = arg;
+	struct conn_start *cs = malloc(sizeof(*cs));
+	struct bufferevent *bev = NULL;
+	SSL *ssl;
+
+	if (cs == NULL)
+		fatalx("out of memory accepting a connection");
+	cs->ev = event_new(base, -1, 0, settle_connection, cs);
+	if (cs->ev == NULL)
+		fatalx("out of memory accepting a connection");
+	cs->hd = hd;
+	cs->refused = hd->stats.connections >= hd->stats.max_connections;
+	if (cs->refused || hd->tls == NULL) {
+		/* A refused one never reads: it is closed on this turn. */
+		bev = bufferevent_socket_new(base, -1, BEV_OPT_CLOSE_ON_FREE);
+	} else {
+		ssl = tls_ssl_new(hd->tls);
+		if (ssl != NULL) {
+			bev = bufferevent_openssl_socket_new(base, -1, ssl,
+			    BUFFEREVENT_SSL_ACCEPTING, BEV_OPT_CLOSE_ON_FREE);
+			if (bev == NULL)
+				SSL_free(ssl);
+		}
+	}
+	if (bev == NULL)
+		fatalx("out of memory accepting a connection");
+	if (cs->refused)
+		hd->stats.refused++;
+	else
+		hd->stats.connections++;
+	cs->bev = bev;
+	bufferevent_incref(bev);
+	event_active(cs->ev, EV_TIMEOUT, 1);
+	return bev;
+}
+
+static void
+resume_accepting(evutil_socket_t fd, short what, void *arg)
+{
+	struct httpd *hd = arg;
+
+	(void)fd;
+	(void)what;
+	if (hd->bound != NULL)
+		evconnlistener_enable(evhttp_bound_socket_get_listener(
+		    hd->bound));
+}
+
+/*
+ * accept() failed. Out of files (or memory) the listener would be woken
+ * again at once by the same waiting client: pause it for a while and
+ * say so, at most once a minute.
+ */
+static void
+accept_failed(struct evconnlistener *l, void *arg)
+{
+	struct httpd *hd = accepting;
+	struct timeval tv = { 0, ACCEPT_PAUSE_MS * 1000 };
+	int e = errno;
+	time_t now = time(NULL);
+
+	(void)arg;
+	if (hd == NULL)
+		return;
+	if (e != EMFILE && e != ENFILE && e != ENOBUFS && e != ENOMEM) {
+		log_warnx("accept failed: err=\"%s\"", strerror(e));
+		return;
+	}
+	evconnlistener_disable(l);
+	evtimer_add(hd->resume, &tv);
+	if (now - hd->pause_logged >= 60) {
+		hd->pause_logged = now;
+		log_warnx("accept paused: no file descriptor left; lower "
+		    "max-connections or raise LimitNOFILE=: err=\"%s\" "
+		    "connections=%llu", strerror(e),
+		    (unsigned long long)hd->stats.connections);
+	}
+}
+
+/*
+ * Raises the soft RLIMIT_NOFILE to the hard limit and returns want, or
+ * the most connections that the limit can hold beside HTTPD_FD_RESERVE
+ * other files (at least 1), with a log line.
+ */
+static uint64_t
+fit_connections(uint64_t want)
+{
+	struct rlimit rl;
+	uint64_t room;
+
+	if (getrlimit(RLIMIT_NOFILE, &rl) == -1) {
+		log_warn("cannot read the open-file limit; max-connections "
+		    "kept: max_connections=%llu", (unsigned long long)want);
+		return want;
+	}
+	if (rl.rlim_cur < rl.rlim_max) {
+		struct rlimit up = { rl.rlim_max, rl.rlim_max };
+
+		if (setrlimit(RLIMIT_NOFILE, &up) == 0)
+			rl.rlim_cur = rl.rlim_max;
+		else
+			log_warn("cannot raise the open-file limit: soft=%llu "
+			    "hard=%llu", (unsigned long long)rl.rlim_cur,
+			    (unsigned long long)rl.rlim_max);
+	}
+	if (rl.rlim_cur == RLIM_INFINITY)
+		return want;
+	room = rl.rlim_cur > HTTPD_FD_RESERVE + 1 ?
+	    (uint64_t)rl.rlim_cur - HTTPD_FD_RESERVE : 1;
+	if (want <= room)
+		return want;
+	log_warnx("max-connections lowered to fit the open-file limit; raise "
+	    "LimitNOFILE= to allow more: max_connections=%llu wanted=%llu "
+	    "nofile=%llu reserved=%d", (unsigned long long)room,
+	    (unsigned long long)want, (unsigned long long)rl.rlim_cur,
+	    HTTPD_FD_RESERVE);
+	return room;
+}
+
+void
+httpd_get_stats(const struct httpd *hd, struct httpd_stats *st)
+{
+	*st = hd->stats;
+}
+
+/* ------------------------------------------------------------ set-up */
+
 struct httpd *
 httpd_new(struct event_base *base, const struct httpd_config *cfg,
     struct ingest *in)
@@ -195,9 +403,13 @@ httpd_new(struct event_base *base, const struct httpd_config *cfg,
 	hd->ready_arg = cfg->ready_arg;
 	hd->metrics = cfg->metrics;
 	hd->metrics_arg = cfg->metrics_arg;
+	hd->tls = cfg->tls;
+	hd->stats.max_connections = fit_connections(cfg->max_connections);
 	hd->http = evhttp_new(base);
-	if (hd->http == NULL)
+	hd->resume = evtimer_new(base, resume_accepting, hd);
+	if (hd->http == NULL || hd->resume == NULL)
 		goto fail;
+	evhttp_set_bevcb(hd->http, new_connection, hd);
 	evhttp_set_max_body_size(hd->http, (ev_ssize_t)cfg->max_body_size);
 	evhttp_set_max_headers_size(hd->http,
 	    (ev_ssize_t)cfg->max_header_size);
@@ -219,7 +431,12 @@ httpd_new(struct event_base *base, const struct httpd_config *cfg,
 		log_warn("cannot listen: listen=%s", cfg->listen);
 		goto fail;
 	}
-	log_info("listening: listen=%s", cfg->listen);
+	accepting = hd;
+	evconnlistener_set_error_cb(evhttp_bound_socket_get_listener(
+	    hd->bound), accept_failed);
+	log_info("listening: listen=%s tls=%s max_connections=%llu",
+	    cfg->listen, hd->tls != NULL ? "on" : "off",
+	    (unsigned long long)hd->stats.max_connections);
 	return hd;
 fail:
 	httpd_free(hd);
@@ -240,7 +457,11 @@ httpd_free(struct httpd *hd)
 {
 	if (hd == NULL)
 		return;
+	if (accepting == hd)
+		accepting = NULL;
 	if (hd->http != NULL)
 		evhttp_free(hd->http);
+	if (hd->resume != NULL)
+		event_free(hd->resume);
 	free(hd);
 }

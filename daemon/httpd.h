@@ -10,6 +10,18 @@
  * Unknown paths get 404 and wrong methods 405 with an Allow header (evhttp
  * would answer 501 itself, so every method is let through and refused
  * here). Every error body is one line, "reason: message".
+ *
+ * With a struct tls the listener speaks HTTPS only: each connection is an
+ * OpenSSL bufferevent in the accepting state, and bytes that are not a
+ * TLS handshake close the connection without an HTTP answer.
+ *
+ * Connections are counted (libevent 2.1 has no cap of its own): one over
+ * max_connections is accepted and closed at once, so that the client
+ * learns at once and retries, rather than waiting in the kernel's backlog
+ * with no answer while the listener is paused. At start the soft limit
+ * of open files is raised to the hard one, and a cap that it cannot hold
+ * (with HTTPD_FD_RESERVE files kept for the WAL, PostgreSQL and the
+ * rest) is lowered, with a log line.
  */
 #ifndef KANAL_HTTPD_H
 #define KANAL_HTTPD_H
@@ -21,6 +33,10 @@ struct event_base;
 struct evbuffer;
 struct ingest;
 struct httpd;
+struct tls;
+
+/* Files kept for everything but client connections. */
+#define HTTPD_FD_RESERVE 64
 
 /* Fills why and returns 0 when not ready; returns 1 when ready. */
 typedef int httpd_ready_fn(void *arg, char *why, size_t len);
@@ -39,6 +55,14 @@ struct httpd_config {
 	void *ready_arg;
 	httpd_metrics_fn *metrics;	/* NULL: /metrics is 404 */
 	void *metrics_arg;
+	struct tls *tls;		/* NULL: plain HTTP; else borrowed */
+	uint64_t max_connections;
+};
+
+struct httpd_stats {
+	uint64_t connections;		/* open now */
+	uint64_t refused;		/* closed at once: over the cap */
+	uint64_t max_connections;	/* the cap in force */
 };
 
 /*
@@ -49,6 +73,8 @@ struct httpd *httpd_new(struct event_base *base,
     const struct httpd_config *cfg, struct ingest *in);
 /* Stop accepting new connections; requests under way finish. */
 void httpd_close_listener(struct httpd *h);
+void httpd_get_stats(const struct httpd *h, struct httpd_stats *st);
+
 /* httpd_free(NULL) is a no-op. */
 void httpd_free(struct httpd *h);
 

@@ -14,11 +14,13 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <time.h>
 
 #include "agg.h"
 #include "arena.h"
 #include "dedup.h"
 #include "log.h"
+#include "ratelimit.h"
 #include "record.h"
 #include "sources.h"
 #include "wal.h"
@@ -30,6 +32,7 @@ struct ingest {
 	struct sources *sources;
 	struct ingest_config cfg;
 	struct arena *arena;
+	struct ratelimit *limit;
 	uint8_t *ack;			/* packed BatchAck */
 	size_t ack_cap;
 	uint8_t *rec;			/* encoded WAL record */
@@ -74,7 +77,9 @@ ingest_new(struct agg *a, const struct ingest_config *cfg)
 	in->arena = arena_new(cfg->max_body_size * 8 +
 	    cfg->max_batch_events * (sizeof(struct agg_event) + 320) +
 	    (1 << 20));
-	if (in->arena == NULL) {
+	in->limit = ratelimit_new(cfg->rate_limit, cfg->rate_limit_burst);
+	if (in->arena == NULL || in->limit == NULL) {
+		arena_free(in->arena);
 		free(in);
 		return NULL;
 	}
@@ -88,6 +93,7 @@ ingest_free(struct ingest *in)
 		return;
 	sources_free(in->sources);
 	arena_free(in->arena);
+	ratelimit_free(in->limit);
 	free(in->ack);
 	free(in->rec);
 	free(in->apply_ev);
@@ -107,9 +113,11 @@ ingest_get_stats(const struct ingest *in, struct ingest_stats *st)
 	*st = in->stats;
 }
 
+/* A "reason: message" answer; retry_after_s 0 = no Retry-After. */
 static void
-reply_error(struct ingest *in, int status, const char *reason,
-    const char *message, ingest_reply_fn *reply, void *arg)
+reply_error_after(struct ingest *in, int status, const char *reason,
+    const char *message, unsigned retry_after_s, ingest_reply_fn *reply,
+    void *arg)
 {
 	char text[512];
 	struct ingest_reply r = {
@@ -117,17 +125,70 @@ reply_error(struct ingest *in, int status, const char *reason,
 		.content_type = "text/plain; charset=utf-8",
 		.reason = reason,
 		.body = text,
+		.retry_after_s = retry_after_s,
 	};
 	int n = snprintf(text, sizeof(text), "%s: %s\n", reason, message);
 
 	r.len = n > 0 && (size_t)n < sizeof(text) ? (size_t)n : strlen(text);
-	if (status == 503) {
-		r.retry_after_s = 1;
+	if (status == 503)
 		in->stats.batches_unavailable++;
-	} else {
+	else if (status == 429)
+		in->stats.batches_rate_limited++;
+	else
 		in->stats.batches_client_error++;
-	}
 	reply(arg, &r);
+}
+
+static void
+reply_error(struct ingest *in, int status, const char *reason,
+    const char *message, ingest_reply_fn *reply, void *arg)
+{
+	reply_error_after(in, status, reason, message, status == 503 ? 1 : 0,
+	    reply, arg);
+}
+
+/*
+ * The source's token bucket takes the batch's events (all of them,
+ * rejected ones too: checking them costs the daemon as much). Returns 0
+ * when the batch may go on; otherwise it was answered, 429 rate_limited
+ * with Retry-After or 413 when no wait would let it through, and -1 is
+ * returned.
+ */
+static int
+rate_check(struct ingest *in, const struct source *src, size_t nev,
+    ingest_reply_fn *reply, void *arg)
+{
+	const char *name = source_name(src);
+	char msg[MSG_MAX];
+	struct timespec ts;
+	unsigned retry;
+	int first;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	switch (ratelimit_take(in->limit, name, strlen(name), nev,
+	    (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000, &retry,
+	    &first)) {
+	case RATELIMIT_OK:
+		return 0;
+	case RATELIMIT_TOO_LARGE:
+		snprintf(msg, sizeof(msg), "batch has %zu events, more than "
+		    "rate-limit-burst (%llu) lets through at once; split it",
+		    nev, (unsigned long long)ratelimit_burst(in->limit));
+		reply_error(in, 413, "batch_over_burst", msg, reply, arg);
+		return -1;
+	case RATELIMIT_LIMITED:
+		break;
+	}
+	if (first)
+		log_notice("source over its rate limit, answering 429: "
+		    "source=%s rate_limit=%llu burst=%llu", name,
+		    (unsigned long long)in->cfg.rate_limit,
+		    (unsigned long long)ratelimit_burst(in->limit));
+	snprintf(msg, sizeof(msg), "source %s is over its rate limit of "
+	    "%llu events/s; retry this batch after %u s", name,
+	    (unsigned long long)in->cfg.rate_limit, retry);
+	reply_error_after(in, 429, "rate_limited", msg, retry, reply, arg);
+	return -1;
 }
 
 /* The rejections an answer reports, by reason, go into the stats. */
@@ -417,6 +478,8 @@ ingest_batch(struct ingest *in, const char *auth, const char *content_type,
 		reply_error(in, 400, "batch_too_large", msg, reply, arg);
 		goto out;
 	}
+	if (rate_check(in, src, nev, reply, arg) == -1)
+		goto out;
 	if (nev > 0) {
 		acc = arena_alloc(in->arena, nev * sizeof(*acc));
 		rej = arena_alloc(in->arena, nev * sizeof(*rej));

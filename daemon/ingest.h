@@ -4,6 +4,9 @@
  *
  *   auth      bearer token -> source (sources.h)
  *   decode    EventBatch, protobuf-c into a per-request arena
+ *   limit     the source's token bucket (ratelimit.h), when rate-limit is
+ *             set: 429 rate_limited with Retry-After when it lacks the
+ *             batch's events, 413 when the batch is larger than the bucket
  *   validate  each event accepted, or rejected with a reason (validate.h)
  *   dedup     a batch_id this source already sent is answered with the
  *             first answer's counts and duplicate = true, and not counted
@@ -38,6 +41,8 @@ struct ingest_config {
 	uint64_t max_body_size;	/* sizes the decode arena */
 	struct wal *wal;	/* borrowed */
 	struct dedup *dedup;	/* borrowed */
+	uint64_t rate_limit;	/* events per second per source; 0 = off */
+	uint64_t rate_limit_burst;	/* events; 0 = one second's worth */
 };
 
 /*
@@ -51,7 +56,7 @@ struct ingest_reply {
 	const char *reason;		/* NULL on 200 */
 	const void *body;
 	size_t len;
-	unsigned retry_after_s;		/* for 503; 0 = none */
+	unsigned retry_after_s;		/* for 503 and 429; 0 = none */
 };
 
 typedef void ingest_reply_fn(void *arg, const struct ingest_reply *reply);
@@ -101,7 +106,8 @@ void ingest_batch(struct ingest *in, const char *auth,
 struct ingest_stats {
 	uint64_t batches_ok;		/* 200, not duplicate */
 	uint64_t batches_duplicate;	/* 200, duplicate = true */
-	uint64_t batches_client_error;	/* 4xx: the request must change */
+	uint64_t batches_client_error;	/* 4xx but 429: the request must change */
+	uint64_t batches_rate_limited;	/* 429: the source is over its rate */
 	uint64_t batches_unavailable;	/* 503: retry later */
 	uint64_t events_accepted;
 	uint64_t events_duplicate;	/* accepted count of duplicate batches */

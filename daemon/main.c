@@ -8,7 +8,8 @@
  * replays the WAL after the stored checkpoint (flush.h). SIGTERM and SIGINT
  * stop intake, answer the requests under way, flush what is held and exit
  * (what could not be written stays in the WAL for the next start); SIGHUP
- * reloads the sources file and the log level from the config file.
+ * reloads the sources file, the log level from the config file and the
+ * TLS certificate and key (from the same paths).
  *
  * Exit status: 0 stopped cleanly; 1 bad configuration or start-up
  * failure; 3 the write-ahead log is damaged or does not match the
@@ -34,6 +35,7 @@
 #include "metrics.h"
 #include "notify.h"
 #include "sources.h"
+#include "tls.h"
 #include "wal.h"
 #include "watchdog.h"
 
@@ -50,6 +52,7 @@ struct kanald {
 	struct wal *wal;
 	struct dedup *dedup;
 	struct watchdog *watchdog;
+	struct tls *tls;		/* NULL: plain HTTP */
 	struct event *drain;
 	int log_level_flag;	/* --log-level given: it wins over reloads */
 	uint64_t drain_left_ms;
@@ -141,6 +144,7 @@ render_metrics(void *arg, struct evbuffer *out)
 	flush_get_stats(k->flush, &s.flush);
 	agg_get_stats(k->agg, &s.agg);
 	dedup_get_stats(k->dedup, &s.dedup);
+	httpd_get_stats(k->httpd, &s.http);
 	return metrics_render(&s, out);
 }
 
@@ -174,6 +178,26 @@ on_drain(evutil_socket_t fd, short what, void *arg)
 	k->drain_left_ms = k->drain_left_ms > DRAIN_POLL_MS ?
 	    k->drain_left_ms - DRAIN_POLL_MS : 0;
 	evtimer_add(k->drain, &tv);
+}
+
+/*
+ * SIGHUP: the certificate and key are read again from the same paths (a
+ * renewed certificate replaces the files); new connections get the new
+ * pair, open ones keep theirs. A pair that does not load keeps the old.
+ */
+static void
+reload_tls(struct kanald *k)
+{
+	char err[1536];
+
+	if (k->tls == NULL)
+		return;
+	if (tls_reload(k->tls, k->cfg.tls_cert, k->cfg.tls_key, err,
+	    sizeof(err)) == -1)
+		log_warnx("reload: TLS certificate not reloaded, keeping the "
+		    "old one: %s", err);
+	else
+		log_notice("reloaded TLS certificate: cert=%s", k->cfg.tls_cert);
 }
 
 static void
@@ -226,12 +250,14 @@ on_reload(evutil_socket_t sig, short what, void *arg)
 		log_warnx("reload: the config file has problems (above); "
 		    "log level unchanged: file=%s", k->cfg.config_file);
 	if (s == NULL) {
+		reload_tls(k);
 		log_warnx("reload failed, keeping the old sources: file=%s",
 		    k->cfg.sources);
 		notify_send("READY=1\nSTATUS=serving; last reload failed, "
 		    "old sources kept");
 		return;
 	}
+	reload_tls(k);
 	log_notice("reloaded: sources=%zu file=%s", sources_count(s),
 	    k->cfg.sources);
 	ingest_set_sources(k->ingest, s);
@@ -260,7 +286,17 @@ main(int argc, char **argv)
 		return 1;
 	case CONFIG_CHECK:
 		sources = sources_load(k.cfg.sources, stderr);
-		if (sources == NULL)
+		if (k.cfg.tls_cert[0] != '\0') {
+			char err[1536];
+
+			k.tls = tls_new(k.cfg.tls_cert, k.cfg.tls_key, err,
+			    sizeof(err));
+			if (k.tls == NULL)
+				fprintf(stderr, "%s: %s\n", k.cfg.tls_set_at, err);
+			tls_free(k.tls);
+		}
+		if (sources == NULL || (k.cfg.tls_cert[0] != '\0' &&
+		    k.tls == NULL))
 			return 1;
 		sources_free(sources);
 		printf("configuration OK\n");
@@ -277,6 +313,20 @@ main(int argc, char **argv)
 		log_warnx("the sources file lists no source: every batch will "
 		    "get 401: file=%s", k.cfg.sources);
 	signal(SIGPIPE, SIG_IGN);
+	if (k.cfg.tls_cert[0] != '\0') {
+		char err[1536];
+
+		k.tls = tls_new(k.cfg.tls_cert, k.cfg.tls_key, err, sizeof(err));
+		if (k.tls == NULL)
+			fatalx("cannot start: %s", err);
+	}
+	if (k.cfg.rate_limit != 0 && (k.cfg.rate_limit_burst != 0 ?
+	    k.cfg.rate_limit_burst : k.cfg.rate_limit) < k.cfg.max_batch_events)
+		log_notice("rate-limit-burst is below max-batch-events: larger "
+		    "batches get 413: burst=%llu max_batch_events=%llu",
+		    (unsigned long long)(k.cfg.rate_limit_burst != 0 ?
+		    k.cfg.rate_limit_burst : k.cfg.rate_limit),
+		    (unsigned long long)k.cfg.max_batch_events);
 
 	{
 		struct wal_config wc = {
@@ -322,6 +372,8 @@ main(int argc, char **argv)
 			.max_body_size = k.cfg.max_body_size,
 			.wal = k.wal,
 			.dedup = k.dedup,
+			.rate_limit = k.cfg.rate_limit,
+			.rate_limit_burst = k.cfg.rate_limit_burst,
 		};
 		k.ingest = ingest_new(k.agg, &ic);
 		if (k.ingest == NULL)
@@ -352,6 +404,8 @@ main(int argc, char **argv)
 			.ready_arg = &k,
 			.metrics = render_metrics,
 			.metrics_arg = &k,
+			.tls = k.tls,
+			.max_connections = k.cfg.max_connections,
 		};
 		k.httpd = httpd_new(k.base, &hc, k.ingest);
 		if (k.httpd == NULL)
@@ -411,6 +465,7 @@ main(int argc, char **argv)
 	flush_free(k.flush);
 	wal_close(k.wal);
 	httpd_free(k.httpd);
+	tls_free(k.tls);
 	ingest_free(k.ingest);
 	agg_free(k.agg);
 	dedup_free(k.dedup);

@@ -158,13 +158,16 @@ render_ingest(struct out *o, const struct metrics_snapshot *s)
 
 	head(o, "kanal_batches_total", "counter", "POST /v1/events requests "
 	    "answered, by result: ok and duplicate (200), client_error "
-	    "(4xx), unavailable (503, retry later).");
+	    "(4xx but 429), rate_limited (429, the source is over its rate "
+	    "limit), unavailable (503, retry later).");
 	put(o, "kanal_batches_total{result=\"ok\"} %" PRIu64 "\n",
 	    in->batches_ok);
 	put(o, "kanal_batches_total{result=\"duplicate\"} %" PRIu64 "\n",
 	    in->batches_duplicate);
 	put(o, "kanal_batches_total{result=\"client_error\"} %" PRIu64 "\n",
 	    in->batches_client_error);
+	put(o, "kanal_batches_total{result=\"rate_limited\"} %" PRIu64 "\n",
+	    in->batches_rate_limited);
 	put(o, "kanal_batches_total{result=\"unavailable\"} %" PRIu64 "\n",
 	    in->batches_unavailable);
 	scalar(o, "kanal_inflight_requests", "gauge", "Requests waiting for "
@@ -240,5 +243,13 @@ metrics_render(const struct metrics_snapshot *s, struct evbuffer *out)
 	scalar(&o, "kanal_dedup_evicted_total", "counter", "Batches forgotten "
 	    "before the end of the retry window for lack of room.",
 	    s->dedup.evicted);
+	scalar(&o, "kanal_http_connections", "gauge", "Client connections "
+	    "open now.", s->http.connections);
+	scalar(&o, "kanal_http_connections_max", "gauge", "The cap on open "
+	    "client connections in force (max-connections, lowered to fit "
+	    "the open-file limit).", s->http.max_connections);
+	scalar(&o, "kanal_http_connections_refused_total", "counter",
+	    "Connections accepted and closed at once because "
+	    "kanal_http_connections was at the cap.", s->http.refused);
 	return o.failed ? -1 : 0;
 }

@@ -19,6 +19,7 @@
 #include "agg.h"
 #include "dedup.h"
 #include "flush.h"
+#include "httpd.h"
 #include "ingest.h"
 #include "wal.h"
 
@@ -35,6 +36,7 @@ struct metrics_snapshot {
 	struct flush_stats flush;
 	struct agg_stats agg;
 	struct dedup_stats dedup;
+	struct httpd_stats http;
 };
 
 /*

@@ -317,6 +317,11 @@ test_defaults_are_the_documented_ones(void **state)
 	assert_int_equal(cfg.event_max_age_ms, 7ULL * 86400000);
 	assert_int_equal(cfg.event_max_ahead_ms, 5 * 60000);
 	assert_int_equal(cfg.timeout_ms, 30000);
+	assert_string_equal(cfg.tls_cert, "");
+	assert_string_equal(cfg.tls_key, "");
+	assert_int_equal(cfg.max_connections, 1024);
+	assert_int_equal(cfg.rate_limit, 0);
+	assert_int_equal(cfg.rate_limit_burst, 0);
 }
 
 struct set_case {
@@ -366,6 +371,14 @@ static const struct set_case set_cases[] = {
 	  "collector id must be" },
 	{ "an unknown log level lists the levels", "log-level", "verbose", 0,
 	  "use err, warning, notice, info or debug" },
+	{ "rate-limit 0 turns the limit off", "rate-limit", "0", 1, NULL },
+	{ "a rate limit is events per second", "rate-limit", "500", 1, NULL },
+	{ "a burst of 0 is one second's worth", "rate-limit-burst", "0", 1,
+	  NULL },
+	{ "max-connections of zero is out of range", "max-connections", "0",
+	  0, "out of range; use 1 to 1000000" },
+	{ "a TLS key path is taken as given", "tls-key", "/etc/kanal/key.pem",
+	  1, NULL },
 };
 
 static void
@@ -629,6 +642,18 @@ static const struct argv_case argv_cases[] = {
 	{ "a bad file makes -n invalid, naming FILE:LINE",
 	  { "-n", "-c", "@FILE", NULL }, "\nflush-interval = soon\n",
 	  CONFIG_INVALID, NULL, 0, NULL, ":2: flush-interval: \"soon\"" },
+	{ "tls-cert without tls-key is refused, naming the flag",
+	  { "--tls-cert", "/etc/kanal/cert.pem", NULL }, NULL, CONFIG_INVALID,
+	  NULL, 0, NULL, "--tls-cert: tls-cert is set but tls-key is not; "
+	  "give both" },
+	{ "tls-key without tls-cert in a file is refused at FILE:LINE",
+	  { "-n", "-c", "@FILE", NULL }, "\n\ntls-key = /etc/kanal/key.pem\n",
+	  CONFIG_INVALID, NULL, 0, NULL,
+	  ":3: tls-key is set but tls-cert is not" },
+	{ "tls-cert in the file and tls-key as a flag go together",
+	  { "-c", "@FILE", "--tls-key", "/etc/kanal/key.pem", NULL },
+	  "tls-cert = /etc/kanal/cert.pem\n", CONFIG_RUN, NULL, 0, NULL,
+	  NULL },
 	{ "a missing config file is invalid",
 	  { "-c", "/nonexistent/kanald.conf", NULL }, NULL, CONFIG_INVALID,
 	  NULL, 0, NULL, "/nonexistent/kanald.conf: cannot open" },

@@ -156,6 +156,7 @@ known_snapshot(void)
 	s.ingest.batches_duplicate = 2;
 	s.ingest.batches_client_error = 3;
 	s.ingest.batches_unavailable = 1;
+	s.ingest.batches_rate_limited = 4;
 	s.ingest.events_accepted = 1234;
 	s.ingest.events_duplicate = 20;
 	s.ingest.events_rejected[KANAL__V1__REJECT_REASON__REJECT_REASON_SERVICE_CODE_INVALID] = 5;
@@ -185,6 +186,9 @@ known_snapshot(void)
 	s.agg.late_events = 3;
 	s.dedup.entries = 8;
 	s.dedup.evicted = 1;
+	s.http.connections = 12;
+	s.http.max_connections = 1024;
+	s.http.refused = 5;
 	return s;
 }
 
@@ -259,6 +263,10 @@ test_known_snapshot_values(void **state)
 		{ "kanal_batches_total{result=\"duplicate\"}", "2" },
 		{ "kanal_batches_total{result=\"client_error\"}", "3" },
 		{ "kanal_batches_total{result=\"unavailable\"}", "1" },
+		{ "kanal_batches_total{result=\"rate_limited\"}", "4" },
+		{ "kanal_http_connections", "12" },
+		{ "kanal_http_connections_max", "1024" },
+		{ "kanal_http_connections_refused_total", "5" },
 		{ "kanal_wal_bytes", "65664" },
 		{ "kanal_wal_full", "1" },
 		{ "kanal_wal_failed", "0" },
@@ -349,7 +357,7 @@ test_every_family_has_help_and_type_and_counters_end_in_total(void **state)
 		if (strncmp(line, last_help, strlen(last_help)) != 0)
 			fail_msg("sample outside its family: %s", line);
 	}
-	assert_int_equal(families, 21);
+	assert_int_equal(families, 24);
 	free(text);
 }
 
