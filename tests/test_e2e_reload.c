@@ -26,7 +26,6 @@
 
 #include <cmocka.h>
 
-#include "client.h"
 #include "harness.h"
 #include "kanal/v1/events.pb-c.h"
 
@@ -137,26 +136,6 @@ reload(struct fixture *f)
 
 /* ------------------------------------------------------------ raw HTTP */
 
-/* A keep-alive connection that never reconnects. */
-static int
-conn_open(struct fixture *f)
-{
-	struct sockaddr_in sa;
-	struct timeval tv = { 10, 0 };
-	int fd = socket(AF_INET, SOCK_STREAM, 0);
-
-	if (fd == -1)
-		fail_msg("socket: %s", strerror(errno));
-	memset(&sa, 0, sizeof(sa));
-	sa.sin_family = AF_INET;
-	sa.sin_port = htons((uint16_t)f->k.port);
-	sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-	if (connect(fd, (struct sockaddr *)&sa, sizeof(sa)) == -1)
-		fail_msg("connect: %s", strerror(errno));
-	setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
-	return fd;
-}
-
 static int
 local_port(int fd)
 {
@@ -178,8 +157,6 @@ post(int fd, const char *token, const char *service, unsigned n,
     int *accepted)
 {
 	static unsigned seq;
-	Kanal__V1__EventBatch batch = KANAL__V1__EVENT_BATCH__INIT;
-	Kanal__V1__ServiceEvent ev[16], *evp[16];
 	Kanal__V1__BatchAck *ack;
 	char bid[64], head[1024], resp[8192];
 	uint8_t body[4096];
@@ -187,23 +164,8 @@ post(int fd, const char *token, const char *service, unsigned n,
 	const char *end, *cl;
 	int status, w;
 
-	assert_true(n <= 16);
 	snprintf(bid, sizeof(bid), "reload-%ld-%u", (long)getpid(), ++seq);
-	for (unsigned i = 0; i < n; i++) {
-		kanal__v1__service_event__init(&ev[i]);
-		ev[i].service_code = (char *)service;
-		ev[i].channel = KANAL__V1__CHANNEL__CHANNEL_WEB;
-		ev[i].region_code = (char *)"32.73.01";
-		ev[i].outcome = KANAL__V1__OUTCOME__OUTCOME_COMPLETED;
-		ev[i].occurred_at_ms = client_now_ms();
-		evp[i] = &ev[i];
-	}
-	batch.batch_id = bid;
-	batch.n_events = n;
-	batch.events = evp;
-	len = kanal__v1__event_batch__get_packed_size(&batch);
-	assert_true(len <= sizeof(body));
-	kanal__v1__event_batch__pack(&batch, body);
+	len = th_pack_batch(bid, service, n, body, sizeof(body));
 	w = snprintf(head, sizeof(head), "POST /v1/events HTTP/1.1\r\n"
 	    "Host: 127.0.0.1\r\nAuthorization: Bearer %s\r\n"
 	    "Content-Type: application/x-protobuf\r\n"
@@ -251,7 +213,7 @@ static int
 post_new_conn(struct fixture *f, const char *token, const char *service,
     unsigned n, int *accepted)
 {
-	int fd = conn_open(f);
+	int fd = th_conn_open(&f->k);
 	int status = post(fd, token, service, n, accepted);
 
 	close(fd);
@@ -281,7 +243,7 @@ test_reload_adds_a_source_keeping_connections_and_held_counts(void **state)
 	 * is held in memory until the stop.
 	 */
 	th_wait_log(&f->k, "write-ahead log replayed", 1);
-	fd = conn_open(f);
+	fd = th_conn_open(&f->k);
 	port = local_port(fd);
 	assert_int_equal(post(fd, f->token_a, "dukcapil.akta-lahir", 3, &acc),
 	    200);
@@ -334,7 +296,7 @@ test_bad_sources_file_keeps_the_old_one_and_says_why(void **state)
 
 	th_kanald_start(&f->k, f->db, f->sources, (const char *const[]){
 	    "-c", f->conf, "--flush-interval", "1h", NULL });
-	fd = conn_open(f);
+	fd = th_conn_open(&f->k);
 	assert_int_equal(post(fd, f->token_a, "dukcapil.kia", 1, &acc), 200);
 
 	/* Line 2: a digest that is not one. */
@@ -389,7 +351,7 @@ test_reload_changes_the_log_level(void **state)
 
 	th_kanald_start(&f->k, f->db, f->sources, (const char *const[]){
 	    "-c", f->conf, "--flush-interval", "100ms", NULL });
-	fd = conn_open(f);
+	fd = th_conn_open(&f->k);
 	assert_int_equal(post(fd, f->token_a, "dukcapil.kia", 1, &acc), 200);
 	/* Flushed, and nothing said about it at level info. */
 	wait_events(f, 1);

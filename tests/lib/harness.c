@@ -4,22 +4,28 @@
  */
 #include "harness.h"
 
+#include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <netinet/in.h>
 #include <setjmp.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/time.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
 #include <cmocka.h>
 
+#include "client.h"
 #include "httpc.h"
+#include "kanal/v1/events.pb-c.h"
 #include "migrate.h"
 
 static uint64_t
@@ -254,6 +260,14 @@ healthy(void *arg)
 		k->pid = -1;
 		return 1;
 	}
+	if (k->cacert[0] != '\0') {
+		char url[128];
+		const char *argv[] = { "/usr/bin/curl", "-sf", "-o", "/dev/null",
+		    "--cacert", k->cacert, url, NULL };
+
+		snprintf(url, sizeof(url), "%s/healthz", k->url);
+		return th_run(NULL, 0, argv) == 0;
+	}
 	return th_http(k, "GET", "/healthz", NULL, NULL, 0, NULL, 0) == 200;
 }
 
@@ -276,8 +290,8 @@ th_kanald_start(struct th_kanald *k, const char *db, const char *sources,
 		k->port = 20000 + (int)((getpid() * 7919u + salt++ * 104729u +
 		    (unsigned)attempt * 1009u) % 10000u);
 		snprintf(listen, sizeof(listen), "127.0.0.1:%d", k->port);
-		snprintf(k->url, sizeof(k->url), "http://127.0.0.1:%d",
-		    k->port);
+		snprintf(k->url, sizeof(k->url), "%s://127.0.0.1:%d",
+		    k->cacert[0] != '\0' ? "https" : "http", k->port);
 		snprintf(k->log, sizeof(k->log), "%s/kanald-%d.log",
 		    getenv("KANAL_TEST_TMP") ? getenv("KANAL_TEST_TMP") :
 		    "/tmp", k->port);
@@ -462,4 +476,96 @@ th_wait_count(PGconn *conn, const char *sql, int64_t want)
 	if (!th_wait(count_is, &q, 20000))
 		fail_msg("waited 20 s for %s = %lld; it is %lld", sql,
 		    (long long)want, (long long)th_query_i64(conn, sql));
+}
+
+int
+th_conn_open(struct th_kanald *k)
+{
+	struct sockaddr_in sa;
+	struct timeval tv = { 10, 0 };
+	int fd = socket(AF_INET, SOCK_STREAM, 0);
+
+	if (fd == -1)
+		fail_msg("socket: %s", strerror(errno));
+	memset(&sa, 0, sizeof(sa));
+	sa.sin_family = AF_INET;
+	sa.sin_port = htons((uint16_t)k->port);
+	sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	if (connect(fd, (struct sockaddr *)&sa, sizeof(sa)) == -1)
+		fail_msg("connect: %s", strerror(errno));
+	setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+	return fd;
+}
+
+long long
+th_metric(struct th_kanald *k, const char *series)
+{
+	static char text[1 << 16];
+	char line[256];
+	const char *p;
+	int status;
+
+	status = th_http(k, "GET", "/metrics", NULL, NULL, 0, text,
+	    sizeof(text));
+	if (status != 200)
+		fail_msg("GET /metrics answered %d", status);
+	snprintf(line, sizeof(line), "\n%s ", series);
+	p = strstr(text, line);
+	if (p == NULL)
+		fail_msg("no series %s in /metrics", series);
+	return strtoll(p + strlen(line), NULL, 10);
+}
+
+struct metric_wait {
+	struct th_kanald *k;
+	const char *series;
+	long long want;
+};
+
+static int
+metric_is(void *arg)
+{
+	struct metric_wait *w = arg;
+
+	return th_metric(w->k, w->series) == w->want;
+}
+
+void
+th_wait_metric(struct th_kanald *k, const char *series, long long want)
+{
+	struct metric_wait w = { k, series, want };
+
+	if (!th_wait(metric_is, &w, 10000))
+		fail_msg("waited 10 s for %s = %lld; it is %lld", series, want,
+		    th_metric(k, series));
+}
+
+size_t
+th_pack_batch(const char *batch_id, const char *service, unsigned n,
+    uint8_t *buf, size_t cap)
+{
+	Kanal__V1__EventBatch batch = KANAL__V1__EVENT_BATCH__INIT;
+	Kanal__V1__ServiceEvent ev[64], *evp[64];
+	size_t len;
+
+	if (n > 64)
+		fail_msg("th_pack_batch: %u events, at most 64", n);
+	for (unsigned i = 0; i < n; i++) {
+		kanal__v1__service_event__init(&ev[i]);
+		ev[i].service_code = (char *)service;
+		ev[i].channel = KANAL__V1__CHANNEL__CHANNEL_WEB;
+		ev[i].region_code = (char *)"32.73.01";
+		ev[i].outcome = KANAL__V1__OUTCOME__OUTCOME_COMPLETED;
+		ev[i].occurred_at_ms = client_now_ms();
+		evp[i] = &ev[i];
+	}
+	batch.batch_id = (char *)batch_id;
+	batch.n_events = n;
+	batch.events = evp;
+	len = kanal__v1__event_batch__get_packed_size(&batch);
+	if (len > cap)
+		fail_msg("th_pack_batch: %zu bytes, the buffer holds %zu", len,
+		    cap);
+	kanal__v1__event_batch__pack(&batch, buf);
+	return len;
 }

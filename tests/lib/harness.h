@@ -41,6 +41,12 @@ struct th_kanald {
 	char url[64];
 	char log[512];		/* kanald's stderr */
 	char wal_dir[512];	/* made at the first start, kept for restarts */
+	/*
+	 * Set before the start when kanald serves HTTPS (--tls-cert and
+	 * --tls-key in the extra arguments): the CA file that curl checks
+	 * /healthz with, and url is https://.
+	 */
+	char cacert[640];
 };
 
 /*
@@ -96,6 +102,29 @@ int th_run(char *out, size_t len, const char *const argv[]);
 int th_http(struct th_kanald *k, const char *method, const char *path,
     const char *headers, const void *body, size_t len, char *resp,
     size_t resplen);
+
+/*
+ * A raw loopback TCP connection to the kanald (10 s receive timeout), for
+ * tests that must hold a connection open or see it closed: httpc would
+ * reconnect by itself.
+ */
+int th_conn_open(struct th_kanald *k);
+
+/*
+ * The value of one sample of GET /metrics, "name" or "name{labels}"; the
+ * test fails when /metrics does not answer 200 or lacks the series.
+ */
+long long th_metric(struct th_kanald *k, const char *series);
+/* Waits (10 s deadline) until th_metric(k, series) == want. */
+void th_wait_metric(struct th_kanald *k, const char *series, long long want);
+
+/*
+ * Packs an EventBatch of n completed web events of service in 32.73.01,
+ * happening now, into buf; returns its length (the test fails when it
+ * does not fit).
+ */
+size_t th_pack_batch(const char *batch_id, const char *service, unsigned n,
+    uint8_t *buf, size_t cap);
 
 /* Required environment variable, or the test fails with a hint. */
 const char *th_env(const char *name);
