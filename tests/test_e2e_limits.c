@@ -25,6 +25,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -53,23 +54,24 @@ teardown(void **state)
 /* ------------------------------------------------------------ helpers */
 
 /*
- * GET /healthz on fd (keep-alive); returns the status, or 0 when the
- * connection was closed with no answer.
+ * GET path on fd (keep-alive); returns the status with the body in text,
+ * or 0 when the connection was closed with no answer.
  */
 static int
-conn_healthz(int fd)
+conn_get(int fd, const char *path, char *text, size_t textlen)
 {
-	static const char req[] = "GET /healthz HTTP/1.1\r\nHost: 127.0.0.1"
-	    "\r\n\r\n";
-	char buf[1024];
-	size_t got = 0;
+	static char buf[1 << 16];
+	char req[256];
+	size_t got = 0, want = 0;
+	const char *end, *cl;
 	ssize_t r;
-	int status;
+	int n, status;
 
-	if (send(fd, req, sizeof(req) - 1, MSG_NOSIGNAL) !=
-	    (ssize_t)(sizeof(req) - 1))
+	n = snprintf(req, sizeof(req), "GET %s HTTP/1.1\r\nHost: 127.0.0.1"
+	    "\r\n\r\n", path);
+	if (send(fd, req, (size_t)n, MSG_NOSIGNAL) != n)
 		return 0;
-	while (got < sizeof(buf) - 1) {
+	for (;;) {
 		r = recv(fd, buf + got, sizeof(buf) - 1 - got, 0);
 		if (r == -1 && (errno == EAGAIN || errno == EWOULDBLOCK))
 			fail_msg("no answer and no close within 10 s");
@@ -77,15 +79,47 @@ conn_healthz(int fd)
 			break;
 		got += (size_t)r;
 		buf[got] = '\0';
-		if (strstr(buf, "\r\n\r\nok\n") != NULL)
+		end = strstr(buf, "\r\n\r\n");
+		if (end == NULL)
+			continue;
+		cl = strcasestr(buf, "\r\nContent-Length:");
+		want = (size_t)(end + 4 - buf) + (cl != NULL && cl < end ?
+		    strtoul(cl + 17, NULL, 10) : 0);
+		if (got >= want || got == sizeof(buf) - 1)
 			break;
 	}
-	buf[got] = '\0';
 	if (got == 0)
 		return 0;
 	if (sscanf(buf, "HTTP/1.1 %d", &status) != 1)
 		fail_msg("not an HTTP answer: %.40s", buf);
+	end = strstr(buf, "\r\n\r\n");
+	snprintf(text, textlen, "%s", end != NULL ? end + 4 : "");
 	return status;
+}
+
+static int
+conn_healthz(int fd)
+{
+	char text[64];
+
+	return conn_get(fd, "/healthz", text, sizeof(text));
+}
+
+/* A sample of /metrics asked on fd, adding no connection of its own. */
+static long long
+conn_metric(int fd, const char *series)
+{
+	static char text[1 << 16];
+	char line[256];
+	const char *p;
+
+	if (conn_get(fd, "/metrics", text, sizeof(text)) != 200)
+		fail_msg("GET /metrics on a held connection failed");
+	snprintf(line, sizeof(line), "\n%s ", series);
+	p = strstr(text, line);
+	if (p == NULL)
+		fail_msg("no series %s in /metrics", series);
+	return strtoll(p + strlen(line), NULL, 10);
 }
 
 static int
@@ -127,6 +161,54 @@ test_connection_over_the_cap_is_closed_and_a_freed_slot_serves(void **state)
 	assert_true(th_metric(&f->k, "kanal_http_connections_refused_total")
 	    >= 1);
 	for (int i = 2; i < CAP; i++)
+		close(held[i]);
+	th_wait_metric(&f->k, "kanal_http_connections", 1);
+	assert_int_equal(th_kanald_stop(&f->k, SIGTERM), 0);
+}
+
+static int
+all_held(void *arg)
+{
+	int *held = arg;
+
+	return conn_metric(held[0], "kanal_http_connections") == 1024;
+}
+
+/*
+ * DESIGN: at least 1,024 concurrent connections. With the defaults kanald
+ * holds 1,024 idle ones (the open-file limit raised as needed) and
+ * closes the 1,025th at once. The count is read on a held connection,
+ * so that the scrape adds none.
+ */
+static void
+test_default_cap_holds_1024_idle_connections(void **state)
+{
+	struct th_fixture *f = *state;
+	struct rlimit rl;
+	static int held[1024];
+	int extra;
+
+	if (getrlimit(RLIMIT_NOFILE, &rl) == -1 || rl.rlim_max < 1200)
+		skip();
+	rl.rlim_cur = rl.rlim_max;
+	assert_int_equal(setrlimit(RLIMIT_NOFILE, &rl), 0);
+	th_kanald_start(&f->k, f->db, f->sources, NULL);
+	th_wait_metric(&f->k, "kanal_http_connections", 1);
+	for (int i = 0; i < 1024; i++)
+		held[i] = th_conn_open(&f->k);
+	assert_int_equal(conn_metric(held[0],
+	    "kanal_http_connections_max"), 1024);
+	/* Every connect() has returned; kanald may still be accepting. */
+	if (!th_wait(all_held, held, 10000))
+		fail_msg("kanald holds %lld connections after 10 s, want 1024",
+		    conn_metric(held[0], "kanal_http_connections"));
+	extra = th_conn_open(&f->k);
+	assert_int_equal(conn_healthz(extra), 0);
+	close(extra);
+	assert_int_equal(conn_healthz(held[1023]), 200);
+	assert_int_equal(conn_metric(held[0],
+	    "kanal_http_connections_refused_total"), 1);
+	for (int i = 0; i < 1024; i++)
 		close(held[i]);
 	th_wait_metric(&f->k, "kanal_http_connections", 1);
 	assert_int_equal(th_kanald_stop(&f->k, SIGTERM), 0);
@@ -267,6 +349,9 @@ main(void)
 		cmocka_unit_test_setup_teardown(
 		    test_connection_over_the_cap_is_closed_and_a_freed_slot_serves,
 		    setup, teardown),
+		cmocka_unit_test_setup_teardown(
+		    test_default_cap_holds_1024_idle_connections, setup,
+		    teardown),
 		cmocka_unit_test_setup_teardown(
 		    test_source_over_its_rate_gets_429_while_another_is_served,
 		    setup, teardown),
