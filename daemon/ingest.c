@@ -164,6 +164,8 @@ rate_check(struct ingest *in, const struct source *src, size_t nev,
 	unsigned retry;
 	int first;
 
+	if (in->cfg.rate_limit == 0)
+		return 0;
 	clock_gettime(CLOCK_MONOTONIC, &ts);
 	switch (ratelimit_take(in->limit, name, strlen(name), nev,
 	    (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000, &retry,

@@ -428,8 +428,11 @@ main(int argc, char **argv)
 	    evsignal_add(ev_hup, NULL) == -1)
 		fatalx("cannot install signal handlers");
 	log_notice("kanald %s started: listen=%s collector_id=%s "
-	    "flush_interval_ms=%llu", KANAL_VERSION, k.cfg.listen,
-	    k.cfg.collector_id, (unsigned long long)k.cfg.flush_interval_ms);
+	    "flush_interval_ms=%llu tls=%s rate_limit=%llu", KANAL_VERSION,
+	    k.cfg.listen, k.cfg.collector_id,
+	    (unsigned long long)k.cfg.flush_interval_ms,
+	    k.tls != NULL ? "on" : "off",
+	    (unsigned long long)k.cfg.rate_limit);
 
 	notify_send("READY=1\nSTATUS=serving on %s", k.cfg.listen);
 	{
