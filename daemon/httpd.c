@@ -8,6 +8,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
+#include <sys/queue.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
 #include <time.h>
@@ -163,6 +165,31 @@ method_not_allowed(struct evhttp_request *req, const char *allow)
 	send_text(req, 405, text);
 }
 
+/*
+ * Request smuggling: with several Content-Length headers evhttp 2.1 frames
+ * the body by the first, and with a Transfer-Encoding other than exactly
+ * "chunked" (say "gzip, chunked") by Content-Length; a proxy in front may
+ * frame the same bytes otherwise and see another request in them. Such a
+ * request is refused and its connection closed, so nothing after it is
+ * read as a request. (Content-Length with Transfer-Encoding: chunked evhttp
+ * refuses itself.)
+ */
+static int
+framing_ambiguous(const struct evkeyvalq *h)
+{
+	const struct evkeyval *kv;
+	int lengths = 0;
+
+	TAILQ_FOREACH(kv, h, next) {
+		if (strcasecmp(kv->key, "Content-Length") == 0)
+			lengths++;
+		else if (strcasecmp(kv->key, "Transfer-Encoding") == 0 &&
+		    strcasecmp(kv->value, "chunked") != 0)
+			return 1;
+	}
+	return lengths > 1;
+}
+
 static void
 handle(struct evhttp_request *req, void *arg)
 {
@@ -174,7 +201,12 @@ handle(struct evhttp_request *req, void *arg)
 
 	if (path == NULL)
 		path = "";
-	if (strcmp(path, "/v1/events") == 0) {
+	if (framing_ambiguous(evhttp_request_get_input_headers(req))) {
+		evhttp_add_header(evhttp_request_get_output_headers(req),
+		    "Connection", "close");
+		send_text(req, 400, "request_framing_invalid: send one "
+		    "Content-Length, or Transfer-Encoding: chunked alone\n");
+	} else if (strcmp(path, "/v1/events") == 0) {
 		if (cmd != EVHTTP_REQ_POST)
 			method_not_allowed(req, "POST");
 		else

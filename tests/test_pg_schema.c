@@ -1267,6 +1267,23 @@ static const struct role_case {
 	{ "kanal_ingest", "CREATE TABLE public.x (i int)", 0 },
 	{ "kanal_ingest", "INSERT INTO kanal.schema_migrations (version, "
 	    "name, checksum) VALUES (999, 'x', 'x')", 0 },
+	/* No view, no reference table, no DDL: only the two tables. */
+	{ "kanal_ingest", "SELECT * FROM kanal.digital_adoption_monthly", 0 },
+	{ "kanal_ingest", "SELECT * FROM kanal.published_adoption_monthly", 0 },
+	{ "kanal_ingest", "SELECT * FROM kanal.schema_migrations", 0 },
+	{ "kanal_ingest", "INSERT INTO kanal.channel (code, mode, label) "
+	    "VALUES ('x', 'digital', 'x')", 0 },
+	{ "kanal_ingest", "UPDATE kanal.service SET name = 'x'", 0 },
+	{ "kanal_ingest", "DELETE FROM kanal.region", 0 },
+	{ "kanal_ingest", "TRUNCATE kanal.collector_checkpoint", 0 },
+	{ "kanal_ingest", "ALTER TABLE kanal.usage_hourly ADD COLUMN x int",
+	    0 },
+	{ "kanal_ingest", "ALTER TABLE kanal.usage_hourly DROP CONSTRAINT "
+	    "usage_hourly_counts_valid", 0 },
+	{ "kanal_ingest", "DROP TABLE kanal.collector_checkpoint", 0 },
+	{ "kanal_ingest", "CREATE VIEW kanal.v AS SELECT 1", 0 },
+	{ "kanal_ingest", "CREATE FUNCTION public.f() RETURNS int "
+	    "LANGUAGE sql AS 'SELECT 1'", 0 },
 	{ "kanal_analyst", "SELECT * FROM kanal.digital_adoption_daily", 1 },
 	{ "kanal_analyst", "SELECT * FROM kanal.digital_adoption_monthly", 1 },
 	{ "kanal_analyst", "SELECT * FROM kanal.published_adoption_monthly",
@@ -1282,6 +1299,19 @@ static const struct role_case {
 	{ "kanal_analyst", "SELECT * FROM kanal.schema_migrations", 0 },
 	{ "kanal_analyst", "UPDATE kanal.region SET population = 0", 0 },
 	{ "kanal_analyst", "CREATE TABLE kanal.x (i int)", 0 },
+	/* Reads only: no write anywhere, no DDL. */
+	{ "kanal_analyst", "UPDATE kanal.usage_hourly SET events = 1", 0 },
+	{ "kanal_analyst", "DELETE FROM kanal.usage_hourly", 0 },
+	{ "kanal_analyst", "UPDATE kanal.collector_checkpoint SET "
+	    "wal_position = 0", 0 },
+	{ "kanal_analyst", "INSERT INTO kanal.service (code, name, agency) "
+	    "VALUES ('x', 'x', 'x')", 0 },
+	{ "kanal_analyst", "DELETE FROM kanal.channel", 0 },
+	{ "kanal_analyst", "TRUNCATE kanal.region", 0 },
+	{ "kanal_analyst", "CREATE TABLE public.x (i int)", 0 },
+	{ "kanal_analyst", "CREATE OR REPLACE VIEW "
+	    "kanal.digital_adoption_daily AS SELECT 1", 0 },
+	{ "kanal_analyst", "DROP VIEW kanal.published_adoption_monthly", 0 },
 };
 
 static void
@@ -1335,6 +1365,36 @@ test_roles_have_no_special_attributes(void **state)
 	    "'SELECT') AND NOT has_schema_privilege('kanal_analyst', 'kanal', "
 	    "'CREATE') AND NOT has_schema_privilege('kanal_ingest', 'kanal', "
 	    "'CREATE')"), 1);
+}
+
+/*
+ * Migrations run as the database owner: every table, view and the schema
+ * belong to it, so neither role can alter, drop or re-grant them.
+ * (One kanal_ingest serves every kanald instance, so the privileges can't
+ * keep an instance from another's collector_checkpoint row.)
+ */
+static void
+test_migrations_run_as_the_owner(void **state)
+{
+	(void)state;
+
+	assert_int_equal(scalar_long(roles_db.conn, "SELECT count(*) FROM "
+	    "pg_class WHERE relnamespace = 'kanal'::regnamespace AND "
+	    "relowner <> (SELECT datdba FROM pg_database WHERE datname = "
+	    "current_database()) AND relowner <> (SELECT oid FROM pg_roles "
+	    "WHERE rolname = current_user)"), 0);
+	assert_int_equal(scalar_long(roles_db.conn, "SELECT count(*) FROM "
+	    "pg_class c JOIN pg_roles r ON r.oid = c.relowner WHERE "
+	    "c.relnamespace = 'kanal'::regnamespace AND r.rolname IN "
+	    "('kanal_ingest', 'kanal_analyst')"), 0);
+	assert_int_equal(scalar_long(roles_db.conn, "SELECT count(*) FROM "
+	    "pg_namespace n JOIN pg_roles r ON r.oid = n.nspowner WHERE "
+	    "n.nspname = 'kanal' AND r.rolname NOT IN ('kanal_ingest', "
+	    "'kanal_analyst')"), 1);
+	/* Nothing in the schema runs code with another role's rights. */
+	assert_int_equal(scalar_long(roles_db.conn, "SELECT count(*) FROM "
+	    "pg_proc WHERE pronamespace = 'kanal'::regnamespace AND "
+	    "prosecdef"), 0);
 }
 
 /* ----------------------------------------------------------------- main */
@@ -1398,6 +1458,7 @@ main(void)
 	const struct CMUnitTest roles_tests[] = {
 		cmocka_unit_test(test_roles_have_exactly_their_privileges),
 		cmocka_unit_test(test_roles_have_no_special_attributes),
+		cmocka_unit_test(test_migrations_run_as_the_owner),
 	};
 	const char *pgdatabase = getenv("PGDATABASE");
 	int failed = 0;
