@@ -6,10 +6,10 @@
  * over a plain HTTP/1.1 socket (no library beyond libc and protobuf-c),
  * reads the kanal.v1.BatchAck and prints what was accepted and why
  * anything was rejected. It retries the SAME batch (same batch_id, same
- * bytes) when the connection fails or kanald answers 503, so an event is
- * never counted twice: kanald answers a batch_id it already has with
- * duplicate: true and adds nothing. Any other answer is final and is not
- * retried: sending the same bytes again would get the same answer.
+ * bytes) when the connection fails or kanald answers 503 or 429 (a rate
+ * limit), so an event is never counted twice: kanald answers a batch_id
+ * it already has with duplicate: true and adds nothing. Any other answer
+ * is final and is not retried: the same bytes would get the same answer.
  *
  *   protoc-c --c_out=gen -Iproto proto/kanal/v1/events.proto
  *   cc -std=c11 -D_GNU_SOURCE -Igen docs/examples/send.c \
@@ -430,13 +430,15 @@ main(int argc, char *argv[])
 			}
 			rc = 0;
 			break;
-		} else if (resp.status == 503) {
+		} else if (resp.status == 503 || resp.status == 429) {
 			/*
-			 * wal_full, batch_in_progress, wal_unavailable or
-			 * overloaded: nothing was kept; wait as told.
+			 * 503 wal_full, batch_in_progress, wal_unavailable or
+			 * overloaded; 429 rate_limited: nothing was kept;
+			 * wait as told.
 			 */
-			fprintf(stderr, "attempt %d: 503 %.*s", attempt,
-			    (int)resp.body_len, (const char *)resp.body);
+			fprintf(stderr, "attempt %d: %d %.*s", attempt,
+			    resp.status, (int)resp.body_len,
+			    (const char *)resp.body);
 			wait_s = resp.retry_after_s > 0 ?
 			    (unsigned)resp.retry_after_s : backoff_s;
 		} else {

@@ -6,8 +6,9 @@ send.py: a complete kanal client in Python, to copy into a service backend.
 Builds one kanal.v1.EventBatch, POSTs it to kanald, prints the BatchAck
 (what was accepted, and each rejected event's index, code and message),
 and retries the SAME batch (same batch_id, same bytes) when the connection
-fails or kanald answers 503, so nothing is ever counted twice: kanald
-answers a batch_id it already has with duplicate: true and adds nothing.
+fails or kanald answers 503 or 429 (a rate limit), so nothing is ever
+counted twice: kanald answers a batch_id it already has with
+duplicate: true and adds nothing.
 Every other answer (400, 401, 403, 413, 415) is final and not retried.
 
 Needs Debian's python3-protobuf and the code protoc generates from the
@@ -136,11 +137,13 @@ def main():
                         rj.index, pb.RejectReason.Name(rj.code), rj.message))
                 return 0
             text = data.decode("utf-8", "replace").strip()
-            if status != 503:
+            if status not in (503, 429):
                 # The same bytes would get the same answer.
                 print("refused: HTTP %d %s" % (status, text), file=sys.stderr)
                 return 1
-            print("attempt %d: 503 %s" % (attempt, text), file=sys.stderr)
+            # Nothing was kept: wait as told, then the same batch again.
+            print("attempt %d: %d %s" % (attempt, status, text),
+                  file=sys.stderr)
             try:
                 wait = int(headers.get("Retry-After", backoff))
             except ValueError:                # an HTTP date: not from kanald
