@@ -84,7 +84,7 @@ static const struct key keys[] = {
 	  MS_DAY, NULL, "DURATION",
 	  "newest occurred_at accepted, ahead of now (clock skew)" },
 	{ "timeout", KEY_DURATION, OFF(timeout_ms), "30s", 100, 3600 * 1000,
-	  NULL, "DURATION", "read and idle timeout of a client connection" },
+	  NULL, "DURATION", "a whole request must arrive within it (from the connection or the previous answer); also the idle timeout" },
 	{ "shutdown-timeout", KEY_DURATION, OFF(shutdown_timeout_ms), "10s",
 	  0, 3600 * 1000, NULL, "DURATION",
 	  "on SIGTERM, how long to keep trying to write held counts" },

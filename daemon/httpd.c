@@ -41,6 +41,9 @@ struct httpd {
 	httpd_metrics_fn *metrics;
 	void *metrics_arg;
 	struct tls *tls;
+	struct timeval deadline;	/* for a whole request: timeout */
+	struct conn **by_fd;		/* open connections by socket */
+	size_t nby_fd;
 	struct event *resume;		/* re-enables a paused listener */
 	time_t pause_logged;		/* last "accept paused" line */
 	struct httpd_stats stats;
@@ -62,6 +65,21 @@ struct conn_start {
 	struct bufferevent *bev;	/* a reference of our own */
 	struct event *ev;
 	int refused;
+};
+
+/*
+ * An open connection. evhttp's timeout is one of inactivity, re-armed by
+ * every byte read, so a client that trickles a byte at a time would keep
+ * its connection forever: each connection also has a deadline for a whole
+ * request, armed when it is accepted and again when an answer has been
+ * sent, and disarmed when a request has arrived whole (handle). At the
+ * deadline the connection is closed, whatever it was sending.
+ */
+struct conn {
+	struct httpd *hd;
+	struct evhttp_connection *evcon;
+	struct event *deadline;
+	evutil_socket_t fd;
 };
 
 static const char *
@@ -190,6 +208,8 @@ framing_ambiguous(const struct evkeyvalq *h)
 	return lengths > 1;
 }
 
+static void request_arrived(struct httpd *, struct evhttp_request *);
+
 static void
 handle(struct evhttp_request *req, void *arg)
 {
@@ -199,6 +219,7 @@ handle(struct evhttp_request *req, void *arg)
 	enum evhttp_cmd_type cmd = evhttp_request_get_command(req);
 	char why[256];
 
+	request_arrived(hd, req);
 	if (path == NULL)
 		path = "";
 	if (framing_ambiguous(evhttp_request_get_input_headers(req))) {
@@ -241,13 +262,114 @@ handle(struct evhttp_request *req, void *arg)
 /* ------------------------------------------------------ connections */
 
 static void
-connection_closed(struct evhttp_connection *evcon, void *arg)
+count_out(struct httpd *hd)
 {
-	struct httpd *hd = arg;
-
-	(void)evcon;
 	if (hd->stats.connections > 0)
 		hd->stats.connections--;
+}
+
+static void
+connection_closed(struct evhttp_connection *evcon, void *arg)
+{
+	struct conn *c = arg;
+
+	(void)evcon;
+	count_out(c->hd);
+	if ((size_t)c->fd < c->hd->nby_fd && c->hd->by_fd[c->fd] == c)
+		c->hd->by_fd[c->fd] = NULL;
+	event_free(c->deadline);
+	free(c);
+}
+
+/* A request did not arrive whole within the timeout. */
+static void
+request_overdue(evutil_socket_t fd, short what, void *arg)
+{
+	struct conn *c = arg;
+
+	(void)fd;
+	(void)what;
+	c->hd->stats.overdue++;
+	/* Calls connection_closed, which frees c. */
+	evhttp_connection_free(c->evcon);
+}
+
+/* The connection that req came on; NULL if it is not tracked. */
+static struct conn *
+conn_of(struct httpd *hd, struct evhttp_request *req)
+{
+	struct evhttp_connection *evcon = evhttp_request_get_connection(req);
+	struct bufferevent *bev;
+	evutil_socket_t fd;
+
+	if (evcon == NULL ||
+	    (bev = evhttp_connection_get_bufferevent(evcon)) == NULL)
+		return NULL;
+	fd = bufferevent_getfd(bev);
+	if (fd < 0 || (size_t)fd >= hd->nby_fd || hd->by_fd[fd] == NULL ||
+	    hd->by_fd[fd]->evcon != evcon)
+		return NULL;
+	return hd->by_fd[fd];
+}
+
+/* The answer to a request has been sent: the next one has timeout. */
+static void
+answer_sent(struct evhttp_request *req, void *arg)
+{
+	struct conn *c = arg;
+
+	(void)req;
+	evtimer_add(c->deadline, &c->hd->deadline);
+}
+
+/* A request arrived whole: no deadline while it is answered. */
+static void
+request_arrived(struct httpd *hd, struct evhttp_request *req)
+{
+	struct conn *c = conn_of(hd, req);
+
+	if (c == NULL)
+		return;
+	evtimer_del(c->deadline);
+	evhttp_request_set_on_complete_cb(req, answer_sent, c);
+}
+
+/* Tracks a new connection; -1 when out of memory (the caller closes it). */
+static int
+track(struct httpd *hd, struct evhttp_connection *evcon,
+    struct bufferevent *bev)
+{
+	struct event_base *base = bufferevent_get_base(bev);
+	evutil_socket_t fd = bufferevent_getfd(bev);
+	struct conn *c;
+
+	if (fd < 0)
+		return -1;
+	if ((size_t)fd >= hd->nby_fd) {
+		size_t n = hd->nby_fd > 0 ? hd->nby_fd : 64;
+		struct conn **t;
+
+		while (n <= (size_t)fd)
+			n *= 2;
+		if ((t = realloc(hd->by_fd, n * sizeof(*t))) == NULL)
+			return -1;
+		memset(t + hd->nby_fd, 0, (n - hd->nby_fd) * sizeof(*t));
+		hd->by_fd = t;
+		hd->nby_fd = n;
+	}
+	if ((c = calloc(1, sizeof(*c))) == NULL)
+		return -1;
+	if ((c->deadline = evtimer_new(base, request_overdue, c)) == NULL) {
+		free(c);
+		return -1;
+	}
+	c->hd = hd;
+	c->evcon = evcon;
+	c->fd = fd;
+	hd->by_fd[fd] = c;
+	evhttp_connection_set_closecb(evcon, connection_closed, c);
+	evtimer_add(c->deadline, &hd->deadline);
+	return 0;
 }
 
 static void
@@ -267,11 +389,13 @@ settle_connection(evutil_socket_t fd, short what, void *arg)
 	bufferevent_getcb(cs->bev, NULL, NULL, NULL, &cbarg);
 	if (cbarg == NULL) {
 		if (!cs->refused)
-			connection_closed(NULL, hd);
+			count_out(hd);
 	} else if (cs->refused) {
 		evhttp_connection_free(cbarg);
-	} else {
-		evhttp_connection_set_closecb(cbarg, connection_closed, hd);
+	} else if (track(hd, cbarg, cs->bev) == -1) {
+		log_warnx("out of memory tracking a connection; closed it");
+		evhttp_connection_free(cbarg);
+		count_out(hd);
 	}
 	bufferevent_decref(cs->bev);
 	event_free(cs->ev);
@@ -451,6 +575,7 @@ httpd_new(struct event_base *base, const struct httpd_config *cfg,
 			.tv_usec = (suseconds_t)(cfg->timeout_ms % 1000) * 1000,
 		};
 		evhttp_set_timeout_tv(hd->http, &tv);
+		hd->deadline = tv;
 	}
 	/* Let every method through so that we answer 405, not 501. */
 	evhttp_set_allowed_methods(hd->http, EVHTTP_REQ_GET | EVHTTP_REQ_POST |
@@ -495,5 +620,6 @@ httpd_free(struct httpd *hd)
 		evhttp_free(hd->http);
 	if (hd->resume != NULL)
 		event_free(hd->resume);
+	free(hd->by_fd);
 	free(hd);
 }

@@ -63,6 +63,7 @@ struct httpd_stats {
 	uint64_t connections;		/* open now */
 	uint64_t refused;		/* closed at once: over the cap */
 	uint64_t max_connections;	/* the cap in force */
+	uint64_t overdue;		/* closed: no whole request in time */
 };
 
 /*

@@ -251,5 +251,8 @@ metrics_render(const struct metrics_snapshot *s, struct evbuffer *out)
 	scalar(&o, "kanal_http_connections_refused_total", "counter",
 	    "Connections accepted and closed at once because "
 	    "kanal_http_connections was at the cap.", s->http.refused);
+	scalar(&o, "kanal_http_requests_overdue_total", "counter",
+	    "Connections closed because a request did not arrive whole "
+	    "within the timeout.", s->http.overdue);
 	return o.failed ? -1 : 0;
 }

@@ -1070,6 +1070,55 @@ test_slow_clients_are_closed_while_others_are_served(void **state)
 }
 
 /*
+ * A client that trickles its request a header line at a time, far more
+ * often than the timeout, never lets evhttp's inactivity timer fire; the
+ * deadline for a whole request (timeout, 2 s here) closes it anyway. The
+ * loop is bounded: 40 lines 250 ms apart, 10 s, five times the deadline.
+ */
+static void
+test_a_trickling_request_is_closed_at_its_deadline(void **state)
+{
+	static const char start[] = "POST /v1/events HTTP/1.1\r\nHost: x\r\n";
+	struct raw *c = calloc(1, sizeof(*c));
+	long long before = th_metric(&f->k, "kanal_http_requests_overdue_total");
+	struct pollfd pfd;
+	int lines = 0, closed = 0;
+	char buf[512];
+
+	(void)state;
+	assert_non_null(c);
+	assert_true(before >= 0);
+	raw_open(c);
+	raw_send(c, start, strlen(start));
+	pfd.fd = c->fd;
+	pfd.events = POLLIN;
+	while (!closed && lines < 40) {
+		int n = poll(&pfd, 1, 250);
+
+		if (n == 1) {
+			/* EOF (or a reset) is the end; an answer is read on. */
+			ssize_t r = recv(c->fd, buf, sizeof(buf), 0);
+			closed = r <= 0;
+			continue;
+		}
+		if (send(c->fd, "X-Slow: a\r\n", 11, MSG_NOSIGNAL) == -1)
+			closed = 1;
+		lines++;
+	}
+	if (!closed)
+		fail_msg("a request trickled for %d lines (%d ms) is still "
+		    "open; the deadline is 2 s", lines, lines * 250);
+	/* It was the deadline, not a header limit: it had sent < 1 KiB. */
+	assert_true(lines >= 4);
+	/* Counted before the close, so already there. */
+	assert_true(th_metric(&f->k, "kanal_http_requests_overdue_total") >
+	    before);
+	raw_close(c);
+	free(c);
+	assert_still_served();
+}
+
+/*
  * kanald writes as kanal_ingest, and a login that is only a member of
  * kanal_ingest (how an operator would give it a password of its own)
  * is enough: a second instance on it counts its batch.
@@ -1170,6 +1219,8 @@ main(void)
 		    test_raw_nik_is_rejected_and_no_citizen_ref_is_kept),
 		cmocka_unit_test(
 		    test_slow_clients_are_closed_while_others_are_served),
+		cmocka_unit_test(
+		    test_a_trickling_request_is_closed_at_its_deadline),
 		cmocka_unit_test(test_a_member_of_kanal_ingest_is_enough),
 		cmocka_unit_test(
 		    test_every_accepted_event_is_counted_and_the_log_is_clean),

@@ -189,6 +189,7 @@ known_snapshot(void)
 	s.http.connections = 12;
 	s.http.max_connections = 1024;
 	s.http.refused = 5;
+	s.http.overdue = 6;
 	return s;
 }
 
@@ -267,6 +268,7 @@ test_known_snapshot_values(void **state)
 		{ "kanal_http_connections", "12" },
 		{ "kanal_http_connections_max", "1024" },
 		{ "kanal_http_connections_refused_total", "5" },
+		{ "kanal_http_requests_overdue_total", "6" },
 		{ "kanal_wal_bytes", "65664" },
 		{ "kanal_wal_full", "1" },
 		{ "kanal_wal_failed", "0" },
@@ -357,7 +359,7 @@ test_every_family_has_help_and_type_and_counters_end_in_total(void **state)
 		if (strncmp(line, last_help, strlen(last_help)) != 0)
 			fail_msg("sample outside its family: %s", line);
 	}
-	assert_int_equal(families, 24);
+	assert_int_equal(families, 25);
 	free(text);
 }
 
