@@ -43,8 +43,10 @@
  * The tree is freed before json_decode_batch returns; what it returns is
  * in the request's arena. jansson's allocations are not made to fail on
  * purpose: jansson 2.14 asserts (lex_unget_unsave: c == d) when a malloc
- * inside its lexer fails, which a budget enforced in its allocator made
- * reachable from the network (found by tests/fuzz/fuzz_json.c).
+ * inside its lexer fails (upstream akheron/jansson issue 362, still open),
+ * which a budget enforced in its allocator made reachable from the
+ * network (found by tests/fuzz/fuzz_json.c). A real out-of-memory there
+ * still aborts kanald; the WAL keeps what was acknowledged.
  */
 #include "json.h"
 
