@@ -129,4 +129,7 @@ size_t th_pack_batch(const char *batch_id, const char *service, unsigned n,
 /* Required environment variable, or the test fails with a hint. */
 const char *th_env(const char *name);
 
+/* A whole file, NUL-terminated (len gets its size; may be NULL); free it. */
+char *th_read_file(const char *path, size_t *len);
+
 #endif
