@@ -13,6 +13,7 @@ KANAL_PACKAGES=(
     build-essential cmake pkg-config
     libevent-dev libpq-dev libprotobuf-c-dev protobuf-c-compiler
     libcmocka-dev libssl-dev
+    libjansson-dev  # kanalctl send --jsonl (and kanald JSON)
     postgresql postgresql-client
     python3 python3-protobuf protobuf-compiler  # tests/e2e_python.py: protoc --python_out
     curl
