@@ -133,15 +133,28 @@ reject_local(struct sf *s, uint64_t line, const char *why)
 	reason(s, line, "%s", why);
 }
 
+/* "batch ID (lines A-B)", or "(line A)", for messages about the batch. */
+static const char *
+batch_name(struct sf *s, char *buf, size_t len)
+{
+	if (s->n > 1 && s->lines[s->n - 1] != s->lines[0])
+		snprintf(buf, len, "batch %s (lines %" PRIu64 "-%" PRIu64 ")",
+		    s->batch_id, s->lines[0], s->lines[s->n - 1]);
+	else
+		snprintf(buf, len, "batch %s (line %" PRIu64 ")", s->batch_id,
+		    s->n > 0 ? s->lines[0] : 0);
+	return buf;
+}
+
 static void
 retry_note(void *arg, int attempt, unsigned wait_ms, const char *why)
 {
 	struct sf *s = arg;
+	char name[128];
 
 	progress_clear(s);
-	fprintf(s->cfg->err, "kanalctl send: batch %s (lines %" PRIu64
-	    "-%" PRIu64 "): %s; trying again in %.1f s (try %d of %d)\n",
-	    s->batch_id, s->lines[0], s->lines[s->n - 1], why,
+	fprintf(s->cfg->err, "kanalctl send: %s: %s; trying again in %.1f s "
+	    "(try %d of %d)\n", batch_name(s, name, sizeof(name)), why,
 	    wait_ms / 1000.0, attempt + 1, s->cfg->retries + 1);
 }
 
@@ -321,7 +334,7 @@ batch_send(struct sf *s)
 	struct client_retry rp = { cfg->retries + 1, 0, 500, 30000,
 	    retry_note, s };
 	struct httpc_response r;
-	char err[512];
+	char err[512], name[128];
 	uint8_t *body = NULL;
 	size_t len;
 	const char *ctype;
@@ -372,7 +385,9 @@ batch_send(struct sf *s)
 			if (i >= 0 && (size_t)i < s->n) {
 				snprintf(err, sizeof(err), "%.*s",
 				    (int)strcspn(r.body, "\n"), r.body);
-				reject_local(s, s->lines[i], err);
+				s->rows++;
+				s->rej_remote++;
+				reason(s, s->lines[i], "%s", err);
 				json_drop(s, (size_t)i);
 				if (s->n == 0) {
 					rc = 0;
@@ -416,9 +431,8 @@ batch_send(struct sf *s)
 fail:
 	free(body);
 	progress_clear(s);
-	fprintf(cfg->err, "kanalctl send: batch %s (lines %" PRIu64 "-%"
-	    PRIu64 ") not taken: %s\n", s->batch_id, s->lines[0],
-	    s->lines[s->n - 1], err);
+	fprintf(cfg->err, "kanalctl send: %s not taken: %s\n",
+	    batch_name(s, name, sizeof(name)), err);
 	return -1;
 }
 
