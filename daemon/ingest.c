@@ -6,6 +6,12 @@
  * rejections) comes from one arena that is reset when the reply is done;
  * the only other memory is the packed acknowledgement, kept in a buffer
  * reused across requests.
+ *
+ * A body is protobuf or, with Content-Type application/json, the proto3
+ * JSON mapping (json.h); either becomes the same Kanal__V1__EventBatch in
+ * the arena, so everything after decoding (dedup, validation, the WAL
+ * record) is the same for both. The BatchAck is answered in the body's
+ * format; whole-batch errors are "reason: message" text for both.
  */
 #include "ingest.h"
 
@@ -18,12 +24,16 @@
 #include "agg.h"
 #include "arena.h"
 #include "dedup.h"
+#include "json.h"
 #include "log.h"
 #include "record.h"
 #include "sources.h"
 #include "wal.h"
 
 #define MSG_MAX 200
+
+#define TYPE_PROTOBUF "application/x-protobuf"
+#define TYPE_JSON "application/json"
 
 struct ingest {
 	struct agg *agg;
@@ -54,6 +64,7 @@ struct pending {
 	uint8_t source_len, batch_id_len;
 	char source[64];
 	char batch_id[65];
+	const char *ack_type;		/* TYPE_PROTOBUF or TYPE_JSON */
 	size_t ack_len;
 	uint8_t ack[];			/* packed BatchAck */
 };
@@ -171,10 +182,13 @@ bearer_token(const char *auth, size_t *len)
 	return t;
 }
 
+/* The acknowledgement into in->ack: protobuf, or JSON when json is set. */
 static int
-pack_ack(struct ingest *in, const Kanal__V1__BatchAck *ack, size_t *len)
+pack_ack(struct ingest *in, const Kanal__V1__BatchAck *ack, int json,
+    size_t *len)
 {
-	size_t need = kanal__v1__batch_ack__get_packed_size(ack);
+	size_t need = json ? json_encode_ack(ack, NULL, 0) :
+	    kanal__v1__batch_ack__get_packed_size(ack);
 
 	if (need > in->ack_cap) {
 		uint8_t *nb = realloc(in->ack, need);
@@ -183,7 +197,8 @@ pack_ack(struct ingest *in, const Kanal__V1__BatchAck *ack, size_t *len)
 		in->ack = nb;
 		in->ack_cap = need;
 	}
-	*len = kanal__v1__batch_ack__pack(ack, in->ack);
+	*len = json ? json_encode_ack(ack, (char *)in->ack, need) :
+	    kanal__v1__batch_ack__pack(ack, in->ack);
 	return 0;
 }
 
@@ -199,7 +214,7 @@ durable(void *arg, int ok)
 	if (ok) {
 		struct ingest_reply r = {
 			.status = 200,
-			.content_type = "application/x-protobuf",
+			.content_type = p->ack_type,
 			.body = p->ack,
 			.len = p->ack_len,
 		};
@@ -223,7 +238,7 @@ static void
 commit(struct ingest *in, const struct source *src, const char *batch_id,
     const struct agg_event *acc, size_t nacc, uint32_t nrej,
     const uint32_t rejected_by[INGEST_REASONS], int64_t now_ms,
-    size_t ack_len, ingest_reply_fn *reply, void *arg)
+    const char *ack_type, size_t ack_len, ingest_reply_fn *reply, void *arg)
 {
 	struct record_batch rb = {
 		.received_at_ms = now_ms,
@@ -257,6 +272,7 @@ commit(struct ingest *in, const struct source *src, const char *batch_id,
 	memcpy(p->source, rb.source, rb.source_len);
 	p->batch_id_len = (uint8_t)rb.batch_id_len;
 	memcpy(p->batch_id, batch_id, rb.batch_id_len);
+	p->ack_type = ack_type;
 	p->ack_len = ack_len;
 	memcpy(p->ack, in->ack, ack_len);
 	if (dedup_add(in->cfg.dedup, rb.source, rb.source_len, batch_id,
@@ -340,12 +356,13 @@ ingest_batch(struct ingest *in, const char *auth, const char *content_type,
 	size_t toklen = 0, nev, nacc = 0, nrej = 0, not_allowed = 0;
 	uint32_t rejected_by[INGEST_REASONS] = { 0 };
 	Kanal__V1__EventBatch *batch;
+	struct json_batch jb = { 0 };
+	int json;
 	Kanal__V1__BatchAck ack = KANAL__V1__BATCH_ACK__INIT;
 	Kanal__V1__Rejection *rej = NULL, **rejp = NULL;
 	struct agg_event *acc = NULL;
 	char msg[MSG_MAX];
-	struct ingest_reply r = { .status = 200,
-	    .content_type = "application/x-protobuf" };
+	struct ingest_reply r = { .status = 200 };
 
 	token = bearer_token(auth, &toklen);
 	if (token == NULL) {
@@ -360,15 +377,35 @@ ingest_batch(struct ingest *in, const char *auth, const char *content_type,
 		    "sources file; ask the operator for one", reply, arg);
 		goto out;
 	}
-	if (content_type == NULL || !(media_type_is(content_type,
-	    "application/x-protobuf") || media_type_is(content_type,
-	    "application/protobuf"))) {
+	json = content_type != NULL && media_type_is(content_type, TYPE_JSON);
+	if (!json && (content_type == NULL || !(media_type_is(content_type,
+	    TYPE_PROTOBUF) || media_type_is(content_type,
+	    "application/protobuf")))) {
 		reply_error(in, 415, "content_type_unsupported", "send "
-		    "Content-Type: application/x-protobuf", reply, arg);
+		    "Content-Type: application/x-protobuf or application/json",
+		    reply, arg);
 		goto out;
 	}
-	batch = kanal__v1__event_batch__unpack(arena_allocator(in->arena), len,
-	    body);
+	r.content_type = json ? TYPE_JSON : TYPE_PROTOBUF;
+	if (json) {
+		char err[256];
+
+		if (json_decode_batch(in->arena, body, len,
+		    in->cfg.max_body_size * JSON_MEMORY_FACTOR, &jb, err,
+		    sizeof(err)) == -1) {
+			if (errno == EINVAL)
+				reply_error(in, 400, "body_undecodable", err,
+				    reply, arg);
+			else
+				reply_error(in, 503, "overloaded", "out of "
+				    "memory; retry later", reply, arg);
+			goto out;
+		}
+		batch = jb.batch;
+	} else {
+		batch = kanal__v1__event_batch__unpack(
+		    arena_allocator(in->arena), len, body);
+	}
 	if (batch == NULL) {
 		reply_error(in, 400, "body_undecodable", "the body is not a "
 		    "kanal.v1.EventBatch in protobuf encoding", reply, arg);
@@ -397,7 +434,7 @@ ingest_batch(struct ingest *in, const char *auth, const char *content_type,
 			ack.rejected = rej0;
 			ack.duplicate = 1;
 			ack.batch_id = batch->batch_id;
-			if (pack_ack(in, &ack, &r.len) == -1) {
+			if (pack_ack(in, &ack, json, &r.len) == -1) {
 				reply_error(in, 503, "overloaded", "out of memory; "
 				    "retry later", reply, arg);
 				goto out;
@@ -435,7 +472,12 @@ ingest_batch(struct ingest *in, const char *auth, const char *content_type,
 		    sizeof(msg));
 		if (why != KANAL__V1__REJECT_REASON__REJECT_REASON_UNSPECIFIED) {
 			Kanal__V1__Rejection *rj = &rej[nrej];
-			size_t mlen = strlen(msg);
+			size_t mlen;
+
+			if (json)
+				json_event_message(&jb, i, why, msg,
+				    sizeof(msg));
+			mlen = strlen(msg);
 
 			kanal__v1__rejection__init(rj);
 			rj->index = (uint32_t)i;
@@ -475,7 +517,7 @@ ingest_batch(struct ingest *in, const char *auth, const char *content_type,
 	ack.n_rejections = nrej;
 	ack.rejections = rejp;
 	ack.batch_id = batch->batch_id;
-	if (pack_ack(in, &ack, &r.len) == -1) {
+	if (pack_ack(in, &ack, json, &r.len) == -1) {
 		reply_error(in, 503, "overloaded", "out of memory; retry later",
 		    reply, arg);
 		goto out;
@@ -489,7 +531,7 @@ ingest_batch(struct ingest *in, const char *auth, const char *content_type,
 		goto out;
 	}
 	commit(in, src, batch->batch_id, acc, nacc, (uint32_t)nrej,
-	    rejected_by, now_ms, r.len, reply, arg);
+	    rejected_by, now_ms, r.content_type, r.len, reply, arg);
 out:
 	arena_reset(in->arena);
 }

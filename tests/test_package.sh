@@ -99,7 +99,7 @@ for f in postinst prerm postrm conffiles; do
         { cat "$tmp/info" >&2; fail "dpkg-deb -I lists no $f"; }
 done
 depends="$(dpkg-deb -f "$deb" Depends)"
-for dep in adduser libc6 libevent-core-2.1-7 libevent-pthreads-2.1-7 libpq5 libprotobuf-c1 libssl3; do
+for dep in adduser libc6 libevent-core-2.1-7 libevent-pthreads-2.1-7 libpq5 libprotobuf-c1 libssl3 libjansson4; do
     [[ ", $depends," == *", $dep"[\ ,]* ]] || fail "Depends lacks $dep: $depends"
 done
 for field in Maintainer Description Section; do

@@ -465,3 +465,28 @@ th_wait_count(PGconn *conn, const char *sql, int64_t want)
 		fail_msg("waited 20 s for %s = %lld; it is %lld", sql,
 		    (long long)want, (long long)th_query_i64(conn, sql));
 }
+
+char *
+th_read_file(const char *path, size_t *len)
+{
+	FILE *fp = fopen(path, "rb");
+	char *buf;
+	long n;
+
+	if (fp == NULL)
+		fail_msg("%s: %s", path, strerror(errno));
+	n = fseek(fp, 0, SEEK_END) == 0 ? ftell(fp) : -1;
+	if (n < 0)
+		fail_msg("%s: cannot find its size", path);
+	rewind(fp);
+	buf = malloc((size_t)n + 1);
+	if (buf == NULL)
+		fail_msg("out of memory");
+	if (fread(buf, 1, (size_t)n, fp) != (size_t)n)
+		fail_msg("%s: short read", path);
+	buf[n] = '\0';
+	fclose(fp);
+	if (len != NULL)
+		*len = (size_t)n;
+	return buf;
+}

@@ -102,4 +102,7 @@ int th_http(struct th_kanald *k, const char *method, const char *path,
 /* Required environment variable, or the test fails with a hint. */
 const char *th_env(const char *name);
 
+/* A whole file, NUL-terminated (len gets its size; may be NULL); free it. */
+char *th_read_file(const char *path, size_t *len);
+
 #endif
