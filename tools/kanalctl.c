@@ -185,7 +185,8 @@ cmd_token(int argc, char **argv)
 	"  {\"serviceCode\":\"dukcapil.akta-lahir\",\"channel\":\"CHANNEL_WEB\",\n" \
 	"   \"occurredAtMs\":\"1764300000000\",\"regionCode\":\"32.73.01\"}\n" \
 	"sent as application/json; blank lines are skipped, a line that is not a\n" \
-	"JSON object is reported by line number and not sent.\n" \
+	"JSON object is reported by line number and not sent, and so is a line\n" \
+	"kanald refuses as malformed (the rest of its batch is sent again).\n" \
 	"\n" \
 	"A batch that meets a connection error, 429 or 5xx is sent again with\n" \
 	"the same batch_id after 0.5 s, 1 s, 2 s ... (at most 30 s; Retry-After\n" \
@@ -291,14 +292,15 @@ cmd_send(int argc, char **argv)
 		{ "batch-id", "ID", "batch id (default: random); reuse it to "
 		  "retry", &batch_id, NULL },
 		{ "csv", "FILE|-", "send the rows of a CSV file (- : standard "
-		  "input); see below", &csv, NULL },
+		  "input); see above", &csv, NULL },
 		{ "jsonl", "FILE|-", "send a file of ServiceEvents in JSON, one "
 		  "a line", &jsonl, NULL },
 		{ "batch-size", "N", "events per batch with --csv/--jsonl "
 		  "(default 500; at most kanald's max-batch-events, 10000 by "
 		  "default)", &bsize_s, NULL },
 		{ "batch-prefix", "P", "batch ids P-1, P-2, ... (default: a "
-		  "hash of each batch's input and its number)", &prefix, NULL },
+		  "hash of each batch's input and its number); one P per "
+		  "file: ids sent before count nothing", &prefix, NULL },
 		{ "retries", "N", "tries again per batch after the first "
 		  "(default 8)", &retries_s, NULL },
 		{ "retry-for", "SECONDS", "no new try of a batch after this "

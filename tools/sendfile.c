@@ -60,7 +60,10 @@ struct sf {
 	/* Totals for the summary. */
 	uint64_t rows, accepted, rej_local, rej_remote, dup_batches;
 	uint64_t batches, first_unsent;
-	char reasons[REASONS_KEPT][320];
+	struct reason {
+		uint64_t line;
+		char text[320];
+	} reasons[REASONS_KEPT];
 	int nreasons;
 	int64_t drawn_ms;
 	int drawn;
@@ -111,18 +114,26 @@ progress(struct sf *s, int force)
 static void
 reason(struct sf *s, uint64_t line, const char *fmt, ...)
 {
+	struct reason *r = &s->reasons[s->nreasons];
 	va_list ap;
 	int n;
 
 	if (s->nreasons >= REASONS_KEPT)
 		return;
-	n = snprintf(s->reasons[s->nreasons], sizeof(s->reasons[0]),
-	    "line %" PRIu64 ": ", line);
+	r->line = line;
+	n = snprintf(r->text, sizeof(r->text), "line %" PRIu64 ": ", line);
 	va_start(ap, fmt);
-	vsnprintf(s->reasons[s->nreasons] + n, sizeof(s->reasons[0]) -
-	    (size_t)n, fmt, ap);
+	vsnprintf(r->text + n, sizeof(r->text) - (size_t)n, fmt, ap);
 	va_end(ap);
 	s->nreasons++;
+}
+
+static int
+reason_cmp(const void *a, const void *b)
+{
+	const struct reason *x = a, *y = b;
+
+	return x->line < y->line ? -1 : x->line > y->line;
 }
 
 static void
@@ -173,11 +184,15 @@ summary(struct sf *s)
 		fprintf(out, " (%" PRIu64 " sent before: counted then, not "
 		    "again)", s->dup_batches);
 	fputc('\n', out);
+	/* Within a batch kanald's answers come after the local ones. */
+	qsort(s->reasons, (size_t)s->nreasons, sizeof(s->reasons[0]),
+	    reason_cmp);
 	for (int i = 0; i < s->nreasons; i++)
-		fprintf(out, "  %s\n", s->reasons[i]);
-	if (rejected > (uint64_t)s->nreasons && s->nreasons > 0)
-		fprintf(out, "  ... %" PRIu64 " more rejected\n", rejected -
-		    (uint64_t)s->nreasons);
+		fprintf(out, "  %s\n", s->reasons[i].text);
+	if (rejected > (uint64_t)s->nreasons)
+		fprintf(out, "  ... %" PRIu64 " more rejected%s\n", rejected -
+		    (uint64_t)s->nreasons, s->dup_batches > 0 ? " (kanald "
+		    "names no rows for a batch sent before)" : "");
 }
 
 /* --------------------------------------------------------------- batch */
@@ -309,6 +324,27 @@ pb_ack(struct sf *s, const Kanal__V1__BatchAck *a)
 	}
 }
 
+/*
+ * The first line of a 400's body without the "events[3]." that names the
+ * event: the line number says which it is.
+ */
+static void
+without_index(const char *body, char *out, size_t len)
+{
+	size_t n = strcspn(body, "\n");
+	const char *p = strstr(body, "events["), *q;
+
+	q = p != NULL && p < body + n ? strchr(p, ']') : NULL;
+	if (q == NULL || q >= body + n) {
+		snprintf(out, len, "%.*s", (int)n, body);
+		return;
+	}
+	if (q[1] == '.')
+		q++;
+	snprintf(out, len, "%.*s%.*s", (int)(p - body), body,
+	    (int)(body + n - q - 1), q + 1);
+}
+
 /* The event index a 400 names ("... events[3] ..."), or -1. */
 static long
 named_event(const char *body)
@@ -383,8 +419,7 @@ batch_send(struct sf *s)
 			long i = named_event(r.body);
 
 			if (i >= 0 && (size_t)i < s->n) {
-				snprintf(err, sizeof(err), "%.*s",
-				    (int)strcspn(r.body, "\n"), r.body);
+				without_index(r.body, err, sizeof(err));
 				s->rows++;
 				s->rej_remote++;
 				reason(s, s->lines[i], "%s", err);
@@ -398,7 +433,8 @@ batch_send(struct sf *s)
 		}
 		if (r.status != 200) {
 			snprintf(err, sizeof(err), "HTTP %d: %.*s%s", r.status,
-			    (int)strcspn(r.body, "\n"), r.body, r.status == 413 ?
+			    (int)strcspn(r.body, "\n"), r.body, r.status == 413 ||
+			    strncmp(r.body, "batch_too_large", 15) == 0 ?
 			    " (lower --batch-size)" : "");
 			goto fail;
 		}
