@@ -241,10 +241,13 @@ send_file(const char *csv, const char *jsonl, const char *url,
 		return EXIT_USAGE;
 	}
 	sc.retry_for_s = (unsigned)v;
+	/* No quote or backslash: the id goes into JSON unescaped. */
 	if (prefix != NULL && (strlen(prefix) > SENDFILE_PREFIX_MAX ||
-	    !validate_batch_id(prefix, strlen(prefix)))) {
+	    !validate_batch_id(prefix, strlen(prefix)) ||
+	    strpbrk(prefix, "\"\\") != NULL)) {
 		fprintf(stderr, "kanalctl send: --batch-prefix is 1..%d "
-		    "printable ASCII characters\n", SENDFILE_PREFIX_MAX);
+		    "printable ASCII characters, no \" or \\\n",
+		    SENDFILE_PREFIX_MAX);
 		return EXIT_USAGE;
 	}
 	sc.prefix = prefix;
