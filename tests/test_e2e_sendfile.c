@@ -274,6 +274,78 @@ test_csv_from_standard_input(void **state)
 	assert_int_equal(th_query_i64(f->conn, SUM_EVENTS), 3);
 }
 
+/*
+ * The progress bar: drawn on standard error when it is a terminal (a
+ * pseudo-terminal here), and nothing of it when it is a file.
+ */
+static void
+test_progress_bar_only_on_a_terminal(void **state)
+{
+	struct th_fixture *f = *state;
+	char csv[4096], path[700], errp[700], tty[8192], *text;
+	const char *argv[] = { th_env("KANALCTL"), "send", "--url", NULL,
+	    "--token", f->token, "--csv", path, "--batch-size", "2", NULL };
+	long long now = (long long)time(NULL) * 1000;
+	size_t n = 0;
+	int m, pts;
+	pid_t pid;
+
+	th_kanald_start(&f->k, f->db, f->sources, FAST_FLUSH);
+	argv[3] = f->k.url;
+	n = (size_t)snprintf(csv, sizeof(csv), "service_code,channel,"
+	    "occurred_at,region_code\n");
+	for (int i = 0; i < 10; i++)
+		n += (size_t)snprintf(csv + n, sizeof(csv) - n,
+		    "dukcapil.kia,web,%lld,32.73.06\n", now - i);
+	snprintf(path, sizeof(path), "%s/bar.csv", f->dir);
+	write_file(path, csv);
+
+	/* A file: no bar, no terminal control codes. */
+	snprintf(errp, sizeof(errp), "%s/bar.err", f->dir);
+	assert_int_equal(finish(spawn(argv, -1, "/dev/null", errp), 60000), 0);
+	text = th_read_file(errp, NULL);
+	assert_null(strstr(text, "\033["));
+	assert_null(strstr(text, "%"));
+	free(text);
+
+	/* A terminal: the bar, at 100% and the row count at the end. */
+	m = posix_openpt(O_RDWR | O_NOCTTY | O_CLOEXEC);
+	if (m == -1 || grantpt(m) == -1 || unlockpt(m) == -1)
+		fail_msg("pseudo-terminal: %s", strerror(errno));
+	pts = open(ptsname(m), O_RDWR | O_NOCTTY | O_CLOEXEC);
+	if (pts == -1)
+		fail_msg("%s: %s", ptsname(m), strerror(errno));
+	pid = fork();
+	if (pid == -1)
+		fail_msg("fork: %s", strerror(errno));
+	if (pid == 0) {
+		int null = open("/dev/null", O_RDWR);
+
+		dup2(null, STDIN_FILENO);
+		dup2(null, STDOUT_FILENO);
+		dup2(pts, STDERR_FILENO);
+		execv(argv[0], (char *const *)argv);
+		_exit(127);
+	}
+	close(pts);
+	assert_int_equal(finish(pid, 60000), 0);
+	/* What it wrote waits in the terminal; then EIO: no writer left. */
+	n = 0;
+	for (;;) {
+		ssize_t r = read(m, tty + n, sizeof(tty) - 1 - n);
+		if (r == -1 && errno == EINTR)
+			continue;
+		if (r <= 0 || (n += (size_t)r) >= sizeof(tty) - 1)
+			break;
+	}
+	close(m);
+	tty[n] = '\0';
+	assert_has(tty, "[########################] 100%  10 rows, 10 "
+	    "accepted, 0 rejected");
+	assert_has(tty, "\r\033[K");
+	assert_int_equal(th_kanald_stop(&f->k, SIGTERM), 0);
+}
+
 static int
 err_says_retrying(void *arg)
 {
@@ -521,6 +593,8 @@ main(void)
 		cmocka_unit_test_setup_teardown(
 		    test_csv_forward_example_maps_the_sample_export, setup,
 		    teardown),
+		cmocka_unit_test_setup_teardown(
+		    test_progress_bar_only_on_a_terminal, setup, teardown),
 		cmocka_unit_test_setup_teardown(
 		    test_jsonl_counts_good_lines_and_reports_bad_ones_by_line,
 		    setup, teardown),
