@@ -354,6 +354,26 @@ static const struct {
 	  "0011223344556677889900112233445g,\n",
 	  "event_id: \"0011223344556677889900112233445g\" is not 32 hex "
 	  "digits" },
+	/* encoding */
+	{ "UTF-8 text passes", "s,web," GOOD_AT ",\"32 \xc3\xa9\",,,,,\n",
+	  "s 1 1793585700000 32 \xc3\xa9 0 0 0 0 0" },
+	{ "Latin-1 text is not UTF-8", "s,web," GOOD_AT ",32 \xe9,,,,,\n",
+	  "region_code: not UTF-8 (a file in another encoding converts with "
+	  "iconv -f WINDOWS-1252 -t UTF-8)" },
+	{ "an overlong UTF-8 form is not UTF-8",
+	  "s,web," GOOD_AT ",32,\xc0\xaf,,,,\n",
+	  "outcome: not UTF-8 (a file in another encoding converts with iconv "
+	  "-f WINDOWS-1252 -t UTF-8)" },
+	{ "a UTF-8 surrogate is not UTF-8",
+	  "\xed\xa0\x80,web," GOOD_AT ",32,,,,,\n",
+	  "service_code: not UTF-8 (a file in another encoding converts with "
+	  "iconv -f WINDOWS-1252 -t UTF-8)" },
+	{ "a cut UTF-8 sequence is not UTF-8",
+	  "s\xe2\x82,web," GOOD_AT ",32,,,,,\n",
+	  "service_code: not UTF-8 (a file in another encoding converts with "
+	  "iconv -f WINDOWS-1252 -t UTF-8)" },
+	{ "citizen_ref is bytes, not text", "s,web," GOOD_AT ",32,,,,,\xff\xfe\n",
+	  "s 1 1793585700000 32 0 0 0 0 2" },
 	/* required strings, field count */
 	{ "service_code empty", ",web," GOOD_AT ",32,,,,,\n",
 	  "service_code: empty (required)" },

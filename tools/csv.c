@@ -658,6 +658,40 @@ bad:
 
 /* ---------------------------------------------------------------- rows */
 
+/* 1 if s is well-formed UTF-8 (no overlong forms, surrogates or > U+10FFFF). */
+static int
+utf8_valid(const unsigned char *s)
+{
+	while (*s != '\0') {
+		unsigned c = *s++, n, min, cp;
+
+		if (c < 0x80)
+			continue;
+		if (c >= 0xc2 && c <= 0xdf) {
+			n = 1;
+			min = 0x80;
+			cp = c & 0x1f;
+		} else if (c >= 0xe0 && c <= 0xef) {
+			n = 2;
+			min = 0x800;
+			cp = c & 0x0f;
+		} else if (c >= 0xf0 && c <= 0xf4) {
+			n = 3;
+			min = 0x10000;
+			cp = c & 0x07;
+		} else
+			return 0;
+		for (unsigned i = 0; i < n; i++, s++) {
+			if ((*s & 0xc0) != 0x80)
+				return 0;
+			cp = cp << 6 | (*s & 0x3f);
+		}
+		if (cp < min || cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff))
+			return 0;
+	}
+	return 1;
+}
+
 void
 csv_event_clear(struct csv_event *e)
 {
@@ -695,6 +729,14 @@ csv_row_event(const struct csv_reader *r, const struct csv_map *m,
 		}
 		trim(csv_field(r, (size_t)m->field[col]), v[col],
 		    sizeof(v[col]));
+		/* The pseudonym is bytes; everything else is text. */
+		if (col != CSV_CITIZEN_REF &&
+		    !utf8_valid((const unsigned char *)v[col])) {
+			snprintf(why, sizeof(why), "not UTF-8 (a file in "
+			    "another encoding converts with iconv -f "
+			    "WINDOWS-1252 -t UTF-8)");
+			goto bad;
+		}
 	}
 	col = CSV_SERVICE_CODE;
 	if (v[col][0] == '\0') {

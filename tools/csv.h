@@ -90,8 +90,9 @@ struct csv_event {
 
 /*
  * Turns the last record into e (which it first clears). -1 with
- * "column: what is wrong" in err for a bad value or a record whose field
- * count differs from the header's; e is then cleared.
+ * "column: what is wrong" in err for a bad value (text that is not UTF-8
+ * included; citizen_ref is bytes) or a record whose field count differs
+ * from the header's; e is then cleared.
  */
 int csv_row_event(const struct csv_reader *r, const struct csv_map *m,
     struct csv_event *e, char *err, size_t errlen);
