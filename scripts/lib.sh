@@ -13,7 +13,7 @@ KANAL_PACKAGES=(
     build-essential cmake pkg-config
     libevent-dev libpq-dev libprotobuf-c-dev protobuf-c-compiler
     libcmocka-dev libssl-dev
-    libjansson-dev  # daemon/json.c: POST /v1/events as proto3 JSON
+    libjansson-dev  # daemon/json.c: POST /v1/events as proto3 JSON; kanalctl send --jsonl
     postgresql postgresql-client
     python3 python3-protobuf protobuf-compiler  # tests/e2e_python.py: protoc --python_out
     curl

@@ -64,6 +64,59 @@ client_result_clear(struct client_result *res)
 	res->ack = NULL;
 }
 
+static int
+retryable(int status)
+{
+	return status == 429 || (status >= 500 && status <= 599);
+}
+
+int
+client_post(struct httpc *c, const char *token, const char *ctype,
+    const void *body, size_t len, const struct client_retry *rp,
+    struct httpc_response *r, char *err, size_t errlen)
+{
+	char headers[512], why[600];
+	unsigned backoff = rp->base_ms, wait_ms;
+	int n, got = 0;
+
+	n = snprintf(headers, sizeof(headers), "Authorization: Bearer %s\r\n"
+	    "Content-Type: %s\r\n", token, ctype);
+	if (n < 0 || (size_t)n >= sizeof(headers)) {
+		snprintf(err, errlen, "token too long");
+		return -1;
+	}
+	for (int i = 1; ; i++) {
+		if (httpc_request(c, "POST", "/v1/events", headers, body, len,
+		    r, err, errlen) == 0) {
+			got = 1;
+			if (!retryable(r->status))
+				return 0;
+			snprintf(why, sizeof(why), "HTTP %d: %.*s", r->status,
+			    (int)strcspn(r->body, "\n"), r->body);
+		} else {
+			got = 0;
+			snprintf(why, sizeof(why), "%s", err);
+		}
+		wait_ms = backoff;
+		if (got && r->retry_after[0] >= '0' &&
+		    r->retry_after[0] <= '9') {
+			long ra = atol(r->retry_after);
+			wait_ms = (unsigned)(ra > 300 ? 300 : ra) * 1000;
+		}
+		if (i >= rp->attempts || (rp->deadline_ms != 0 &&
+		    client_now_ms() + wait_ms > rp->deadline_ms))
+			break;
+		if (rp->notify != NULL)
+			rp->notify(rp->arg, i, wait_ms, why);
+		struct timespec ts = { wait_ms / 1000,
+		    (long)(wait_ms % 1000) * 1000000 };
+		while (nanosleep(&ts, &ts) == -1 && errno == EINTR)
+			;
+		backoff = backoff > rp->cap_ms / 2 ? rp->cap_ms : backoff * 2;
+	}
+	return got ? 0 : -1;
+}
+
 int
 client_send(struct httpc *c, const char *token,
     const Kanal__V1__EventBatch *batch, int attempts,
@@ -71,9 +124,8 @@ client_send(struct httpc *c, const char *token,
 {
 	size_t len = kanal__v1__event_batch__get_packed_size(batch);
 	uint8_t *body = malloc(len ? len : 1);
-	char headers[512];
+	struct client_retry rp = { attempts, 0, 1000, 1000, NULL, NULL };
 	struct httpc_response r;
-	int rc = -1;
 
 	memset(res, 0, sizeof(*res));
 	if (body == NULL) {
@@ -81,43 +133,24 @@ client_send(struct httpc *c, const char *token,
 		return -1;
 	}
 	kanal__v1__event_batch__pack(batch, body);
-	snprintf(headers, sizeof(headers), "Authorization: Bearer %s\r\n"
-	    "Content-Type: application/x-protobuf\r\n", token);
-	unsigned wait_s = 1;
-
-	for (int i = 0; i < attempts; i++) {
-		if (i > 0) {
-			struct timespec ts = { wait_s, 0 };
-			nanosleep(&ts, NULL);
-		}
-		if (httpc_request(c, "POST", "/v1/events", headers, body, len,
-		    &r, res->error, sizeof(res->error)) == -1) {
-			res->status = 0;
-			wait_s = 1;
-			continue;
-		}
-		res->status = r.status;
-		if (r.status == 503 && i + 1 < attempts) {
-			wait_s = (unsigned)atoi(r.retry_after);
-			if (wait_s < 1 || wait_s > 60)
-				wait_s = wait_s < 1 ? 1 : 60;
-			continue;
-		}
-		if (r.status == 200) {
-			res->ack = kanal__v1__batch_ack__unpack(NULL, r.len,
-			    (const uint8_t *)r.body);
-			if (res->ack == NULL)
-				snprintf(res->error, sizeof(res->error),
-				    "200 with a body that is not a BatchAck");
-		} else {
-			snprintf(res->error, sizeof(res->error), "%.*s",
-			    (int)strcspn(r.body, "\n"), r.body);
-		}
-		rc = 0;
-		break;
+	if (client_post(c, token, "application/x-protobuf", body, len, &rp,
+	    &r, res->error, sizeof(res->error)) == -1) {
+		free(body);
+		return -1;
 	}
 	free(body);
-	return rc;
+	res->status = r.status;
+	if (r.status == 200) {
+		res->ack = kanal__v1__batch_ack__unpack(NULL, r.len,
+		    (const uint8_t *)r.body);
+		if (res->ack == NULL)
+			snprintf(res->error, sizeof(res->error),
+			    "200 with a body that is not a BatchAck");
+	} else {
+		snprintf(res->error, sizeof(res->error), "%.*s",
+		    (int)strcspn(r.body, "\n"), r.body);
+	}
+	return 0;
 }
 
 void

@@ -17,6 +17,7 @@
 #include "kanal/v1/events.pb-c.h"
 
 struct httpc;
+struct httpc_response;
 
 struct client_result {
 	int status;			/* HTTP status; 0 = no answer */
@@ -25,8 +26,35 @@ struct client_result {
 };
 
 /*
+ * When and how often client_post tries again: on a transport error, 429
+ * and any 5xx, waiting base_ms, then twice as long each time up to cap_ms,
+ * or what Retry-After says (seconds, at most 300) when the answer has it.
+ * No try starts after deadline_ms (client_now_ms() time; 0: none).
+ * notify, if set, is called before each wait with why the try failed.
+ */
+struct client_retry {
+	int attempts;		/* tries in all, at least 1 */
+	int64_t deadline_ms;
+	unsigned base_ms;
+	unsigned cap_ms;
+	void (*notify)(void *arg, int attempt, unsigned wait_ms,
+	    const char *why);
+	void *arg;
+};
+
+/*
+ * POSTs body (content type ctype) to /v1/events with the bearer token,
+ * retrying as rp says; the body is the same every time, so a batch keeps
+ * its batch_id. Returns 0 with *r the last HTTP answer (any status; its
+ * body is the httpc's), or -1 with err set when none came.
+ */
+int client_post(struct httpc *c, const char *token, const char *ctype,
+    const void *body, size_t len, const struct client_retry *rp,
+    struct httpc_response *r, char *err, size_t errlen);
+
+/*
  * POSTs batch to /v1/events. attempts: how many times to try on transport
- * errors and 503 (waiting Retry-After, at least 1 s, between). Returns 0
+ * errors, 429 and 5xx (waiting Retry-After, else 1 s, between). Returns 0
  * when an HTTP answer came (any status), -1 when none did.
  */
 int client_send(struct httpc *c, const char *token,

@@ -26,6 +26,7 @@
 #include "httpc.h"
 #include "migrate.h"
 #include "opts.h"
+#include "sendfile.h"
 #include "sources.h"
 #include "validate.h"
 #include "walctl.h"
@@ -157,6 +158,109 @@ cmd_token(int argc, char **argv)
 
 /* ---------------------------------------------------------------- send */
 
+#define SEND_ABOUT \
+	"Sends COUNT identical events in one batch and prints kanald's answer;\n" \
+	"or, with --csv or --jsonl, every event of a file, in batches, and a\n" \
+	"summary: rows, accepted, rejected, and the first reasons by line.\n" \
+	"\n" \
+	"CSV (RFC 4180: quoted fields, \"\" escapes, LF or CRLF, UTF-8, optional\n" \
+	"BOM): the first row names the columns, in any order, any case:\n" \
+	"  service_code  required, e.g. dukcapil.akta-lahir\n" \
+	"  channel       required: web, mobile_app, kiosk, chat, partner, counter,\n" \
+	"                phone, outreach, paper (or CHANNEL_WEB ...)\n" \
+	"  occurred_at   required: RFC 3339 with offset (2026-11-02T09:15:00+07:00,\n" \
+	"                Z, optional fraction) or unix milliseconds\n" \
+	"  region_code   required, e.g. 32.73.01\n" \
+	"  outcome       completed, abandoned, failed, unknown (default) (or\n" \
+	"                OUTCOME_...)\n" \
+	"  duration_ms   whole milliseconds; empty or 0: not measured\n" \
+	"  assisted      true/false/1/0/yes/no; empty: false\n" \
+	"  event_id      32 hex digits (16 bytes); optional\n" \
+	"  citizen_ref   an opaque pseudonym (never a NIK), sent as given\n" \
+	"Any other column is an error (exit 2): map other exports first (see\n" \
+	"docs/examples/csv-forward.sh). A row with a bad value is not sent; it is\n" \
+	"reported as \"line N: column: what is wrong\" and the other rows still go.\n" \
+	"\n" \
+	"JSONL: one ServiceEvent a line in the proto3 JSON mapping, e.g.\n" \
+	"  {\"serviceCode\":\"dukcapil.akta-lahir\",\"channel\":\"CHANNEL_WEB\",\n" \
+	"   \"occurredAtMs\":\"1764300000000\",\"regionCode\":\"32.73.01\"}\n" \
+	"sent as application/json; blank lines are skipped, a line that is not a\n" \
+	"JSON object is reported by line number and not sent, and so is a line\n" \
+	"kanald refuses as malformed (the rest of its batch is sent again).\n" \
+	"\n" \
+	"A batch that meets a connection error, 429 or 5xx is sent again with\n" \
+	"the same batch_id after 0.5 s, 1 s, 2 s ... (at most 30 s; Retry-After\n" \
+	"when given). Batch ids are, unless --batch-prefix, a hash of the batch's\n" \
+	"input and its number: sending the same file again with the same\n" \
+	"--batch-size within kanald's dedup window (24 h) counts nothing twice.\n" \
+	"A progress bar is drawn when standard error is a terminal.\n" \
+	"\n" \
+	"Exit 0: all accepted; 3: some rows rejected (here or by kanald); 1: a\n" \
+	"failure (HTTP error or no answer; what was sent before is reported);\n" \
+	"2: usage, or the file's header is wrong."
+
+/* kanalctl send --csv/--jsonl: checks the options, then sendfile_run. */
+static int
+send_file(const char *csv, const char *jsonl, const char *url,
+    const char *token, const char *bsize_s, const char *prefix,
+    const char *retries_s, const char *retry_for_s, int flag_opts)
+{
+	struct sendfile_config sc;
+	long long v;
+
+	memset(&sc, 0, sizeof(sc));
+	if (csv != NULL && jsonl != NULL) {
+		fprintf(stderr, "kanalctl send: --csv or --jsonl, not both\n");
+		return EXIT_USAGE;
+	}
+	if (flag_opts) {
+		fprintf(stderr, "kanalctl send: --service, --channel, --region, "
+		    "--at and --batch-id describe one event; with --csv or "
+		    "--jsonl the file does\n");
+		return EXIT_USAGE;
+	}
+	if (token == NULL || token[0] == '\0') {
+		fprintf(stderr, "kanalctl send: no token: give --token or set "
+		    "KANAL_TOKEN\n");
+		return EXIT_USAGE;
+	}
+	if (parse_long(bsize_s, 1, SENDFILE_BATCH_MAX, &v) == -1) {
+		fprintf(stderr, "kanalctl send: --batch-size is 1..%d\n",
+		    SENDFILE_BATCH_MAX);
+		return EXIT_USAGE;
+	}
+	sc.batch_size = (size_t)v;
+	if (parse_long(retries_s, 0, 1000, &v) == -1) {
+		fprintf(stderr, "kanalctl send: --retries is 0..1000\n");
+		return EXIT_USAGE;
+	}
+	sc.retries = (int)v;
+	if (parse_long(retry_for_s, 0, 86400, &v) == -1) {
+		fprintf(stderr, "kanalctl send: --retry-for is 0..86400 "
+		    "seconds\n");
+		return EXIT_USAGE;
+	}
+	sc.retry_for_s = (unsigned)v;
+	/* No quote or backslash: the id goes into JSON unescaped. */
+	if (prefix != NULL && (strlen(prefix) > SENDFILE_PREFIX_MAX ||
+	    !validate_batch_id(prefix, strlen(prefix)) ||
+	    strpbrk(prefix, "\"\\") != NULL)) {
+		fprintf(stderr, "kanalctl send: --batch-prefix is 1..%d "
+		    "printable ASCII characters, no \" or \\\n",
+		    SENDFILE_PREFIX_MAX);
+		return EXIT_USAGE;
+	}
+	sc.prefix = prefix;
+	sc.format = csv != NULL ? SENDFILE_CSV : SENDFILE_JSONL;
+	sc.path = csv != NULL ? csv : jsonl;
+	sc.url = url != NULL ? url : DEFAULT_URL;
+	sc.token = token;
+	sc.progress = isatty(STDERR_FILENO);
+	sc.out = stdout;
+	sc.err = stderr;
+	return sendfile_run(&sc);
+}
+
 static int
 cmd_send(int argc, char **argv)
 {
@@ -164,6 +268,8 @@ cmd_send(int argc, char **argv)
 	const char *service = NULL, *channel = NULL, *region = NULL;
 	const char *outcome = "completed", *count_s = "1", *dur_s = "0";
 	const char *batch_id = NULL, *at_s = NULL;
+	const char *csv = NULL, *jsonl = NULL, *bsize_s = "500";
+	const char *prefix = NULL, *retries_s = "8", *retry_for_s = "300";
 	int assisted = 0;
 	const struct opt o[] = {
 		{ "url", "URL", "kanald's address (default $KANAL_URL, else "
@@ -188,10 +294,26 @@ cmd_send(int argc, char **argv)
 		  NULL },
 		{ "batch-id", "ID", "batch id (default: random); reuse it to "
 		  "retry", &batch_id, NULL },
+		{ "csv", "FILE|-", "send the rows of a CSV file (- : standard "
+		  "input); see above", &csv, NULL },
+		{ "jsonl", "FILE|-", "send a file of ServiceEvents in JSON, one "
+		  "a line", &jsonl, NULL },
+		{ "batch-size", "N", "events per batch with --csv/--jsonl "
+		  "(default 500; at most kanald's max-batch-events, 10000 by "
+		  "default)", &bsize_s, NULL },
+		{ "batch-prefix", "P", "batch ids P-1, P-2, ... (default: a "
+		  "hash of each batch's input and its number); one P per "
+		  "file: ids sent before count nothing", &prefix, NULL },
+		{ "retries", "N", "tries again per batch after the first "
+		  "(default 8)", &retries_s, NULL },
+		{ "retry-for", "SECONDS", "no new try of a batch after this "
+		  "long (default 300)", &retry_for_s, NULL },
 		{ NULL, NULL, NULL, NULL, NULL },
 	};
 	const char *syn = "kanalctl send --service CODE --channel NAME "
-	    "--region CODE [--outcome NAME] [--count N] ...";
+	    "--region CODE [--outcome NAME] [--count N] ...\n"
+	    "       kanalctl send --csv FILE|- [--batch-size N] ...\n"
+	    "       kanalctl send --jsonl FILE|- [--batch-size N] ...";
 	long long count, dur, at;
 	int ch, oc, r, rc;
 	char bid[33], err[256];
@@ -200,12 +322,14 @@ cmd_send(int argc, char **argv)
 	struct httpc *c;
 	struct client_result res;
 
-	r = opts_parse("kanalctl", argc, argv, o, syn, "Sends COUNT identical events in "
-	    "one batch and prints kanald's answer. Exit 0: all accepted;\n3: "
-	    "answered, some rejected; 1: not accepted (HTTP error or no "
-	    "answer).");
+	r = opts_parse("kanalctl", argc, argv, o, syn, SEND_ABOUT);
 	if (r != 0)
 		return r > 0 ? 0 : EXIT_USAGE;
+	if (csv != NULL || jsonl != NULL)
+		return send_file(csv, jsonl, url, token, bsize_s, prefix,
+		    retries_s, retry_for_s, service != NULL || channel !=
+		    NULL || region != NULL || batch_id != NULL || at_s !=
+		    NULL);
 	if (service == NULL || channel == NULL || region == NULL) {
 		fprintf(stderr, "kanalctl send: --service, --channel and "
 		    "--region are required\n");

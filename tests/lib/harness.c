@@ -287,8 +287,10 @@ th_kanald_start(struct th_kanald *k, const char *db, const char *sources,
 		int fd;
 
 		/* Below the ephemeral range (PITFALLS.md). */
-		k->port = 20000 + (int)((getpid() * 7919u + salt++ * 104729u +
-		    (unsigned)attempt * 1009u) % 10000u);
+		if (!k->keep_port || k->port == 0)
+			k->port = 20000 + (int)((getpid() * 7919u +
+			    salt++ * 104729u + (unsigned)attempt * 1009u) %
+			    10000u);
 		snprintf(listen, sizeof(listen), "127.0.0.1:%d", k->port);
 		snprintf(k->url, sizeof(k->url), "%s://127.0.0.1:%d",
 		    k->cacert[0] != '\0' ? "https" : "http", k->port);

@@ -38,6 +38,7 @@ void th_make_source(const char *dir, const char *source, const char *allow,
 struct th_kanald {
 	pid_t pid;
 	int port;
+	int keep_port;		/* set: a restart listens on the same port */
 	char url[64];
 	char log[512];		/* kanald's stderr */
 	char wal_dir[512];	/* made at the first start, kept for restarts */
@@ -54,7 +55,8 @@ struct th_kanald {
  * plus extra arguments (NULL-terminated; may be NULL), and waits until
  * /healthz answers. db NULL: the extra arguments give --pg. The WAL goes
  * to k->wal_dir: a fresh directory unless it is already set, so starting
- * the same struct again is a restart on the same WAL.
+ * the same struct again is a restart on the same WAL (and, with
+ * keep_port set, on the same port, so a client keeps its URL).
  */
 void th_kanald_start(struct th_kanald *k, const char *db,
     const char *sources, const char *const *extra);
