@@ -1009,6 +1009,56 @@ test_days_and_months_are_local_wib(void **state)
 	}
 }
 
+/*
+ * usage_local_hourly: each hourly row once, its hour as WIB wall-clock
+ * time whatever the session's TimeZone, the local day and month, and the
+ * channel's mode (NULL for a channel kanal.channel does not list).
+ */
+static void
+test_local_hourly_view_is_the_hourly_table_in_wib(void **state)
+{
+	static const struct {
+		const char *bucket, *channel, *hour, *day, *month, *mode;
+	} cases[] = {
+		{ "2026-03-31 16:00Z", "counter", "2026-03-31 23:00:00",
+		    "2026-03-31", "2026-03-01", "manual" },
+		{ "2026-03-31 17:00Z", "web", "2026-04-01 00:00:00",
+		    "2026-04-01", "2026-04-01", "digital" },
+		{ "2026-04-01 02:00Z", "pigeon", "2026-04-01 09:00:00",
+		    "2026-04-01", "2026-04-01", "(null)" },
+	};
+	static const char *const zones[] = { "UTC", "America/Los_Angeles" };
+	(void)state;
+
+	for (size_t i = 0; i < NELEM(cases); i++)
+		exec_ok(views_db.conn, "INSERT INTO kanal.usage_hourly VALUES "
+		    "('%s', 'local.case-%zu', '%s', '32.73.01', 'completed', "
+		    "true, %zu, 600, 1)", cases[i].bucket, i, cases[i].channel,
+		    i + 2);
+	for (size_t z = 0; z < NELEM(zones); z++) {
+		exec_ok(views_db.conn, "SET TimeZone = '%s'", zones[z]);
+		for (size_t i = 0; i < NELEM(cases); i++) {
+			char got[256], want[256];
+
+			scalar(views_db.conn, got, sizeof(got), "SELECT "
+			    "local_hour || ' ' || day || ' ' || month || ' ' "
+			    "|| coalesce(mode, '(null)') || ' ' || events || "
+			    "' ' || assisted FROM kanal.usage_local_hourly "
+			    "WHERE service_code = 'local.case-%zu'", i);
+			snprintf(want, sizeof(want), "%s %s %s %s %zu true",
+			    cases[i].hour, cases[i].day, cases[i].month,
+			    cases[i].mode, i + 2);
+			if (strcmp(got, want) != 0)
+				fail_msg("bucket %s (TimeZone %s): got \"%s\", "
+				    "want \"%s\"", cases[i].bucket, zones[z],
+				    got, want);
+		}
+	}
+	assert_int_equal(scalar_long(views_db.conn, "SELECT count(*) FROM "
+	    "kanal.usage_local_hourly"), scalar_long(views_db.conn,
+	    "SELECT count(*) FROM kanal.usage_hourly"));
+}
+
 static void
 test_published_view_suppresses_cells_under_ten_events(void **state)
 {
@@ -1288,6 +1338,8 @@ static const struct role_case {
 	{ "kanal_analyst", "SELECT * FROM kanal.digital_adoption_monthly", 1 },
 	{ "kanal_analyst", "SELECT * FROM kanal.published_adoption_monthly",
 	    1 },
+	{ "kanal_analyst", "SELECT * FROM kanal.usage_local_hourly", 1 },
+	{ "kanal_ingest", "SELECT * FROM kanal.usage_local_hourly", 0 },
 	{ "kanal_analyst", "SELECT * FROM kanal.channel", 1 },
 	{ "kanal_analyst", "SELECT * FROM kanal.service", 1 },
 	{ "kanal_analyst", "SELECT * FROM kanal.region", 1 },
@@ -1448,6 +1500,9 @@ main(void)
 		    test_ratios_are_null_when_their_denominator_is_zero,
 		    views_setup),
 		cmocka_unit_test_setup(test_days_and_months_are_local_wib,
+		    views_setup),
+		cmocka_unit_test_setup(
+		    test_local_hourly_view_is_the_hourly_table_in_wib,
 		    views_setup),
 		cmocka_unit_test_setup(
 		    test_published_view_suppresses_cells_under_ten_events,
