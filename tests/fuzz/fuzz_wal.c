@@ -23,8 +23,9 @@
  *
  *   - `kanalctl wal check` and `kanalctl wal dump --events` run (read
  *     only) on it;
- *   - the reader walks it: positions follow on, and a seek to a record's
- *     start reads that same record;
+ *   - the reader walks it: each record starts where the one before
+ *     ended, positions stay below 2^63, and a seek to a record's start
+ *     reads that same record;
  *   - wal_open (recovery) succeeds exactly when the walk found no damage
  *     or a torn tail, and afterwards the WAL reads clean, with the same
  *     records as before the tail;
@@ -125,7 +126,10 @@ walk(const char *dir, struct walk *w)
 	memset(w, 0, sizeof(*w));
 	while ((got = wal_reader_next(r, &rec, &d)) == 1) {
 		FUZZ_CHECK(rec.end == rec.start + WAL_RECORD_HEADER + rec.len);
-		FUZZ_CHECK(w->n == 0 || rec.start >= prev);
+		/* Back to back, across segments too (no gap, no wrap). */
+		FUZZ_CHECK(w->n == 0 || rec.start == prev);
+		FUZZ_CHECK(rec.end > rec.start &&
+		    rec.end <= (uint64_t)INT64_MAX);
 		prev = rec.end;
 		if (w->n < MAX_RECORDS) {
 			w->start[w->n] = rec.start;

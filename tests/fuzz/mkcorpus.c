@@ -126,7 +126,8 @@ decode_seeds(void)
 	static const struct ev bad[] = {
 		{ "Dukcapil.akta", 1, MIN_MS, "32.73", 1, 0, 0, 0, NULL },
 		{ "dukcapil.akta-lahir", 0, MIN_MS, "32.73", 1, 0, 0, 0, NULL },
-		{ "dukcapil.akta-lahir", 10, MIN_MS, "32.73", 1, 0, 0, 0, NULL },
+		{ "dukcapil.akta-lahir", 10, MIN_MS, "32.73", 1, 0, 0, 0,
+		    NULL },
 		{ "dukcapil.akta-lahir", 1, MIN_MS, "32.7", 1, 0, 0, 0, NULL },
 		{ "dukcapil.akta-lahir", 1, 8 * DAY_MS, "32.73", 1, 0, 0, 0,
 		    NULL },
