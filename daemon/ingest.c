@@ -410,6 +410,20 @@ ingest_inflight(const struct ingest *in)
 }
 
 void
+ingest_event_fill(const Kanal__V1__ServiceEvent *ev, struct agg_event *out)
+{
+	out->occurred_at_ms = ev->occurred_at_ms;
+	out->service = ev->service_code;
+	out->service_len = strlen(ev->service_code);
+	out->region = ev->region_code;
+	out->region_len = strlen(ev->region_code);
+	out->duration_ms = ev->duration_ms;
+	out->channel = (uint8_t)ev->channel;
+	out->outcome = (uint8_t)ev->outcome;
+	out->assisted = ev->assisted ? 1 : 0;
+}
+
+void
 ingest_batch(struct ingest *in, const char *auth, const char *content_type,
     const void *body, size_t len, int64_t now_ms, ingest_reply_fn *reply,
     void *arg)
@@ -559,16 +573,7 @@ ingest_batch(struct ingest *in, const char *auth, const char *content_type,
 				rejected_by[why]++;
 			continue;
 		}
-		acc[nacc].occurred_at_ms = ev->occurred_at_ms;
-		acc[nacc].service = ev->service_code;
-		acc[nacc].service_len = strlen(ev->service_code);
-		acc[nacc].region = ev->region_code;
-		acc[nacc].region_len = strlen(ev->region_code);
-		acc[nacc].duration_ms = ev->duration_ms;
-		acc[nacc].channel = (uint8_t)ev->channel;
-		acc[nacc].outcome = (uint8_t)ev->outcome;
-		acc[nacc].assisted = ev->assisted ? 1 : 0;
-		nacc++;
+		ingest_event_fill(ev, &acc[nacc++]);
 	}
 	if (nev > 0 && not_allowed == nev) {
 		snprintf(msg, sizeof(msg), "source %s may report none of this "

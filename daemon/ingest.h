@@ -29,6 +29,7 @@
 #include "validate.h"
 
 struct agg;
+struct agg_event;
 struct dedup;
 struct sources;
 struct ingest;
@@ -92,6 +93,14 @@ void ingest_set_sources(struct ingest *in, struct sources *s);
 void ingest_batch(struct ingest *in, const char *auth,
     const char *content_type, const void *body, size_t len, int64_t now_ms,
     ingest_reply_fn *reply, void *arg);
+
+/*
+ * Fills *out with what is counted of an event validate_event accepted, as
+ * ingest_batch puts it into the WAL record and agg; the strings point into
+ * ev. Can't fail.
+ */
+void ingest_event_fill(const Kanal__V1__ServiceEvent *ev,
+    struct agg_event *out);
 
 #define INGEST_REASONS 16	/* room for RejectReason numbers 0..15 */
 

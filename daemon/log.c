@@ -70,6 +70,10 @@ log_level_parse(const char *name)
 	return -1;
 }
 
+/* The attribute lets clang's -Wformat-nonliteral see fmt is checked. */
+static void log_vwrite(enum log_level, int, const char *, va_list)
+    __attribute__((format(printf, 3, 0)));
+
 static void
 log_vwrite(enum log_level level, int with_errno, const char *fmt, va_list ap)
 {

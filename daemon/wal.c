@@ -57,7 +57,8 @@
  *   no record, and is renamed to NAME.torn-<unix time> with a warning.
  * - Anything else (a bad record in an older segment, a bad record with
  *   valid ones after it, a header that does not match its name or
- *   collector, a gap between segments) is damage: start-up stops with the
+ *   collector, a first position so high that the segment's positions
+ *   would pass 2^63, a gap between segments) is damage: start-up stops with the
  *   segment, the offset and `kanalctl wal check DIR`. Nothing is deleted;
  *   `kanalctl wal check --repair` moves a damaged tail to a quarantine file
  *   beside the segment.
@@ -382,6 +383,18 @@ reader_open_segment(struct wal_reader *r, struct wal_damage *d)
 	if (le_get_u64(r->map + 16) != s->first) {
 		snprintf(what, sizeof(what), "header says first position %"
 		    PRIu64 ", the file name %" PRIu64, le_get_u64(r->map + 16),
+		    s->first);
+		return damage(r, d, what);
+	}
+	/*
+	 * Positions are stored in PostgreSQL as a bigint, and a record's end
+	 * must not wrap: a first position that leaves no room below 2^63 for
+	 * the segment's bytes is damage (kanald's come from the clock and
+	 * are far below it).
+	 */
+	if (s->first > (uint64_t)INT64_MAX - (r->size - WAL_SEGMENT_HEADER)) {
+		snprintf(what, sizeof(what), "first position %" PRIu64 " is "
+		    "out of range: the segment's records would pass 2^63",
 		    s->first);
 		return damage(r, d, what);
 	}

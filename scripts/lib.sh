@@ -20,6 +20,7 @@ KANAL_PACKAGES=(
     dpkg-dev  # tests/test_package.sh: cpack -G DEB computes Depends with dpkg-shlibdeps
     systemd   # tests/test_systemd.sh: systemd-analyze verify / security
     prometheus  # tests/test_e2e_metrics.c: promtool check metrics (the only package with it)
+    clang libclang-rt-14-dev  # scripts/fuzz: libFuzzer and the ASan/UBSan runtimes (tests/fuzz)
 )
 
 # Name of the calling script, for messages ("scripts/pg", "scripts/dev", ...).

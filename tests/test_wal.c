@@ -1588,6 +1588,76 @@ test_a_damaged_segment_header_is_refused(void **state)
 	}
 }
 
+/*
+ * Found by tests/fuzz/fuzz_wal: a segment named, and with a header saying,
+ * first position 2^64 - 16 held a record whose end wrapped past 2^64, so
+ * positions went backwards (a seek to that record read the first one).
+ * Positions are PostgreSQL bigints: a segment whose records would pass
+ * 2^63 is damage, refused with nothing changed.
+ */
+static void
+test_a_segment_whose_positions_would_pass_2_63_is_refused(void **state)
+{
+	static const uint64_t firsts[] = {
+		UINT64_C(0xfffffffffffffff0),	/* the fuzzer's: wraps */
+		UINT64_C(0x7ffffffffffffff0),	/* passes 2^63, no wrap */
+	};
+
+	(void)state;
+	for (size_t c = 0; c < sizeof(firsts) / sizeof(firsts[0]); c++) {
+		char dir[PATH_MAX], path[PATH_MAX + 64], err[2048];
+		uint8_t seg[WAL_SEGMENT_HEADER + WAL_RECORD_HEADER + 20];
+		uint8_t *rec = seg + WAL_SEGMENT_HEADER;
+		struct wal_reader *rd;
+		struct wal_record r;
+		struct wal_damage d;
+		struct snap before, after;
+		uint32_t crc;
+
+		memset(seg, 0, sizeof(seg));
+		memcpy(seg, "KANALWAL", 8);
+		put_le32(seg + 8, 1);
+		put_le32(seg + 12, WAL_SEGMENT_HEADER);
+		put_le32(seg + 16, (uint32_t)firsts[c]);
+		put_le32(seg + 20, (uint32_t)(firsts[c] >> 32));
+		memcpy(seg + 24, COLLECTOR, strlen(COLLECTOR));
+		put_le32(seg + 124, crc32c_ref(seg, 124));
+		put_le32(rec, 20);
+		rec[8] = RECORD_TYPE_BATCH;
+		memset(rec + WAL_RECORD_HEADER, 'x', 20);
+		/* The record CRC covers bytes 0..3, 8 and the payload. */
+		{
+			uint8_t covered[4 + 1 + 20];
+			memcpy(covered, rec, 4);
+			memcpy(covered + 4, rec + 8, 1 + 20);
+			crc = crc32c_ref(covered, sizeof(covered));
+		}
+		put_le32(rec + 4, crc);
+		fresh_dir(dir, sizeof(dir));
+		seg_path(path, sizeof(path), dir, firsts[c]);
+		write_all_to(path, seg, sizeof(seg));
+		/* As in a directory kanald has used: wal_open adds no file. */
+		snprintf(path, sizeof(path), "%s/LOCK", dir);
+		write_all_to(path, "", 0);
+
+		rd = wal_reader_open(dir, err, sizeof(err));
+		assert_non_null(rd);
+		assert_int_equal(wal_reader_next(rd, &r, &d), -1);
+		assert_contains(d.what, "out of range", "reader");
+		assert_false(d.tail);
+		wal_reader_free(rd);
+
+		snap_take(dir, &before);
+		open_fails(dir, COLLECTOR, err, sizeof(err));
+		assert_contains(err, "out of range", "wal_open");
+		assert_contains(err, "kanalctl wal check", "wal_open");
+		snap_take(dir, &after);
+		assert_snap_equal(&before, &after, "position out of range");
+		snap_free(&before);
+		snap_free(&after);
+	}
+}
+
 static const struct half_created_case {
 	const char *name;
 	size_t bytes;
@@ -1961,6 +2031,8 @@ main(void)
 		cmocka_unit_test(
 		    test_a_torn_tail_is_not_cut_when_an_older_segment_is_damaged),
 		cmocka_unit_test(test_a_damaged_segment_header_is_refused),
+		cmocka_unit_test(
+		    test_a_segment_whose_positions_would_pass_2_63_is_refused),
 		cmocka_unit_test(test_a_half_created_newest_segment_is_set_aside),
 		cmocka_unit_test(test_a_wal_of_another_collector_is_refused),
 		cmocka_unit_test(
