@@ -111,6 +111,9 @@ progress(struct sf *s, int force)
 }
 
 /* Keeps the first reasons for the summary: "line N: ...". */
+static void reason(struct sf *s, uint64_t line, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+
 static void
 reason(struct sf *s, uint64_t line, const char *fmt, ...)
 {
