@@ -16,7 +16,7 @@ KANAL_PACKAGES=(
     libjansson-dev  # daemon/json.c: POST /v1/events as proto3 JSON; kanalctl send --jsonl
     postgresql postgresql-client
     python3 python3-protobuf protobuf-compiler  # tests/e2e_python.py: protoc --python_out
-    curl
+    curl openssl  # tests/test_e2e_tls.c: a throwaway CA and certificate, curl --cacert
     dpkg-dev  # tests/test_package.sh: cpack -G DEB computes Depends with dpkg-shlibdeps
     systemd   # tests/test_systemd.sh: systemd-analyze verify / security
     prometheus  # tests/test_e2e_metrics.c: promtool check metrics (the only package with it)
