@@ -27,7 +27,6 @@
 #include "harness.h"
 #include "kanal/v1/events.pb-c.h"
 
-#define OPENSSL "/usr/bin/openssl"
 #define CURL "/usr/bin/curl"
 
 /* curl's exit codes (man curl). */
@@ -43,86 +42,6 @@ static void
 path_in(char *out, size_t len, const char *name)
 {
 	snprintf(out, len, "%s/%s", f->dir, name);
-}
-
-static void
-openssl(const char *const *args)
-{
-	const char *argv[32];
-	int n = 0;
-
-	argv[n++] = OPENSSL;
-	for (int i = 0; args[i] != NULL && n < 31; i++)
-		argv[n++] = args[i];
-	argv[n] = NULL;
-	if (th_run(NULL, 0, argv) != 0)
-		fail_msg("openssl %s failed", args[0]);
-}
-
-/* A self-signed CA: NAME.pem and NAME.key in the fixture's directory. */
-static void
-make_ca(const char *name)
-{
-	char key[600], pem[600], subj[64];
-
-	snprintf(subj, sizeof(subj), "/CN=kanal test %s", name);
-	snprintf(key, sizeof(key), "%s/%s.key", f->dir, name);
-	snprintf(pem, sizeof(pem), "%s/%s.pem", f->dir, name);
-	openssl((const char *const[]){ "req", "-x509", "-newkey", "ec",
-	    "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes", "-keyout", key,
-	    "-out", pem, "-days", "2", "-subj", subj, NULL });
-}
-
-/*
- * A server certificate for IP 127.0.0.1 signed by ca: NAME.pem and
- * NAME.key.
- */
-static void
-make_server_cert(const char *name, const char *ca)
-{
-	char key[600], pem[600], csr[600], ext[600], cakey[600], capem[600];
-	FILE *fp;
-
-	snprintf(key, sizeof(key), "%s/%s.key", f->dir, name);
-	snprintf(pem, sizeof(pem), "%s/%s.pem", f->dir, name);
-	snprintf(csr, sizeof(csr), "%s/%s.csr", f->dir, name);
-	snprintf(cakey, sizeof(cakey), "%s/%s.key", f->dir, ca);
-	snprintf(capem, sizeof(capem), "%s/%s.pem", f->dir, ca);
-	path_in(ext, sizeof(ext), "server.ext");
-	fp = fopen(ext, "w");
-	if (fp == NULL)
-		fail_msg("%s: %s", ext, strerror(errno));
-	fprintf(fp, "subjectAltName = IP:127.0.0.1\n"
-	    "basicConstraints = CA:FALSE\n"
-	    "extendedKeyUsage = serverAuth\n");
-	fclose(fp);
-	openssl((const char *const[]){ "req", "-newkey", "ec", "-pkeyopt",
-	    "ec_paramgen_curve:P-256", "-nodes", "-keyout", key, "-out", csr,
-	    "-subj", "/CN=127.0.0.1", NULL });
-	openssl((const char *const[]){ "x509", "-req", "-in", csr, "-CA",
-	    capem, "-CAkey", cakey, "-CAcreateserial", "-out", pem, "-days",
-	    "2", "-extfile", ext, NULL });
-}
-
-/* Replaces dst with a copy of src (write a new file, rename). */
-static void
-copy_file(const char *src, const char *dst)
-{
-	char tmp[700], buf[8192];
-	FILE *in = fopen(src, "r"), *out;
-	size_t n;
-
-	if (in == NULL)
-		fail_msg("%s: %s", src, strerror(errno));
-	snprintf(tmp, sizeof(tmp), "%s.new", dst);
-	out = fopen(tmp, "w");
-	if (out == NULL)
-		fail_msg("%s: %s", tmp, strerror(errno));
-	while ((n = fread(buf, 1, sizeof(buf), in)) > 0)
-		fwrite(buf, 1, n, out);
-	fclose(in);
-	if (fclose(out) != 0 || rename(tmp, dst) == -1)
-		fail_msg("%s: %s", dst, strerror(errno));
 }
 
 /* ------------------------------------------------------------ curl */
@@ -192,15 +111,15 @@ setup(void **state)
 
 	(void)state;
 	f = th_fixture_new("tls", "dukcapil.*");
-	make_ca("ca");
-	make_server_cert("server", "ca");
+	th_tls_ca(f->dir, "ca");
+	th_tls_cert(f->dir, "server", "ca", "IP:127.0.0.1");
 	/* kanald reads these two paths; tests replace their contents. */
 	path_in(cert, sizeof(cert), "kanald.pem");
 	path_in(key, sizeof(key), "kanald.key");
 	path_in(src, sizeof(src), "server.pem");
-	copy_file(src, cert);
+	th_copy_file(src, cert);
 	path_in(src, sizeof(src), "server.key");
-	copy_file(src, key);
+	th_copy_file(src, key);
 	path_in(f->k.cacert, sizeof(f->k.cacert), "ca.pem");
 	th_kanald_start(&f->k, f->db, f->sources, (const char *const[]){
 	    "--tls-cert", cert, "--tls-key", key, "--flush-interval", "100ms",
@@ -359,12 +278,12 @@ test_sighup_reloads_the_certificate_and_keeps_it_on_a_bad_pair(void **state)
 	path_in(key, sizeof(key), "kanald.key");
 	path_in(ca, sizeof(ca), "ca.pem");
 	path_in(ca2, sizeof(ca2), "ca2.pem");
-	make_ca("ca2");
-	make_server_cert("server2", "ca2");
+	th_tls_ca(f->dir, "ca2");
+	th_tls_cert(f->dir, "server2", "ca2", "IP:127.0.0.1");
 
 	/* A key that is not the certificate's: the old pair stays. */
 	path_in(src, sizeof(src), "server2.key");
-	copy_file(src, key);
+	th_copy_file(src, key);
 	assert_int_equal(kill(f->k.pid, SIGHUP), 0);
 	th_wait_log(&f->k, "TLS certificate not reloaded", 1);
 	assert_true(th_log_count(&f->k, "is not the one of the certificate")
@@ -375,7 +294,7 @@ test_sighup_reloads_the_certificate_and_keeps_it_on_a_bad_pair(void **state)
 
 	/* The matching certificate too: new connections get it. */
 	path_in(src, sizeof(src), "server2.pem");
-	copy_file(src, cert);
+	th_copy_file(src, cert);
 	assert_int_equal(kill(f->k.pid, SIGHUP), 0);
 	th_wait_log(&f->k, "reloaded TLS certificate", 1);
 	assert_int_equal(curl((const char *const[]){ "--cacert", ca2, NULL },

@@ -96,6 +96,9 @@ client_post(struct httpc *c, const char *token, const char *ctype,
 		} else {
 			got = 0;
 			snprintf(why, sizeof(why), "%s", err);
+			/* A refused certificate stays refused. */
+			if (httpc_error_is_final(c))
+				break;
 		}
 		wait_ms = backoff;
 		if (got && r->retry_after[0] >= '0' &&

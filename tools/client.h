@@ -26,8 +26,9 @@ struct client_result {
 };
 
 /*
- * When and how often client_post tries again: on a transport error, 429
- * and any 5xx, waiting base_ms, then twice as long each time up to cap_ms,
+ * When and how often client_post tries again: on a transport error
+ * (except one httpc_error_is_final calls final: a refused certificate),
+ * 429 and any 5xx, waiting base_ms, then twice as long each time up to cap_ms,
  * or what Retry-After says (seconds, at most 300) when the answer has it.
  * No try starts after deadline_ms (client_now_ms() time; 0: none).
  * notify, if set, is called before each wait with why the try failed.

@@ -344,7 +344,7 @@ demo_run(const struct demo_config *cfg, FILE *progress)
 		return -1;
 	}
 	g = demo_gen_new(&cat, cfg->seed, now, cfg->days);
-	c = httpc_new(cfg->url, 30000, err, sizeof(err));
+	c = httpc_new_ca(cfg->url, cfg->cacert, 30000, err, sizeof(err));
 	if (g == NULL || c == NULL) {
 		fprintf(progress, "kanalctl demo: %s\n", c == NULL ? err :
 		    "out of memory");

@@ -60,6 +60,7 @@ void demo_catalog_clear(struct demo_catalog *cat);
 
 struct demo_config {
 	const char *url;
+	const char *cacert;	/* CA file for https://; NULL: system's */
 	const char *token;
 	const char *pg;
 	int days;

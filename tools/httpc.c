@@ -4,10 +4,13 @@
  */
 #include "httpc.h"
 
+#include <arpa/inet.h>
 #include <errno.h>
+#include <limits.h>
 #include <netdb.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -16,44 +19,264 @@
 #include <sys/time.h>
 #include <unistd.h>
 
+#include <openssl/err.h>
+#include <openssl/ssl.h>
+#include <openssl/x509v3.h>
+
 struct httpc {
-	char host[256];
-	char port[8];
+	struct httpc_url u;
 	char hosthdr[300];
 	unsigned timeout_ms;
+	unsigned connects;
 	int fd;
+	SSL_CTX *ctx;		/* https:// only */
+	SSL *ssl;		/* with fd, while connected over TLS */
+	int own_ca;		/* ctx verifies with a given CA file */
+	int final;		/* see httpc_error_is_final */
 	char *buf;		/* received bytes */
 	size_t len, cap;
 	char *body;
 	size_t body_cap;
 };
 
-struct httpc *
-httpc_new(const char *url, unsigned timeout_ms, char *err, size_t errlen)
-{
-	struct httpc *c;
-	const char *p, *hend, *pstart;
-	size_t hlen, plen;
+/* ------------------------------------------------------------------ URLs */
 
-	if (strncmp(url, "http://", 7) != 0) {
-		snprintf(err, errlen, "URL must start with http:// (got %s)",
-		    url);
-		return NULL;
+int
+httpc_url_parse(const char *url, struct httpc_url *u, char *err,
+    size_t errlen)
+{
+	const char *p, *hend, *rest;
+	size_t hlen, plen;
+	long port;
+
+	memset(u, 0, sizeof(*u));
+	if (strncmp(url, "http://", 7) == 0)
+		p = url + 7;
+	else if (strncmp(url, "https://", 8) == 0) {
+		p = url + 8;
+		u->tls = 1;
+	} else {
+		snprintf(err, errlen, "URL must start with http:// or https:// "
+		    "(got %s)", url);
+		return -1;
 	}
-	p = url + 7;
 	if (*p == '[') {
 		hend = strchr(p, ']');
 		if (hend == NULL) {
-			snprintf(err, errlen, "bad IPv6 address in %s", url);
-			return NULL;
+			snprintf(err, errlen, "bad IPv6 address in %s (no ])",
+			    url);
+			return -1;
 		}
 		p++;
 		hlen = (size_t)(hend - p);
-		pstart = hend + 1;
+		rest = hend + 1;
 	} else {
-		hlen = strcspn(p, ":/");
-		pstart = p + hlen;
+		hlen = strcspn(p, ":/?#");
+		rest = p + hlen;
 	}
+	if (hlen == 0 || hlen >= sizeof(u->host) ||
+	    memchr(p, '@', hlen) != NULL) {
+		snprintf(err, errlen, hlen == 0 || hlen >= sizeof(u->host) ?
+		    "no host in %s" : "user@ in %s is not supported", url);
+		return -1;
+	}
+	memcpy(u->host, p, hlen);
+	if (*rest == ':') {
+		plen = strspn(rest + 1, "0123456789");
+		port = plen > 0 && plen < 6 ? strtol(rest + 1, NULL, 10) : 0;
+		if (port < 1 || port > 65535) {
+			snprintf(err, errlen, "bad port in %s (1..65535)", url);
+			return -1;
+		}
+		snprintf(u->port, sizeof(u->port), "%ld", port);
+		rest += 1 + plen;
+	}
+	if (*rest != '\0' && *rest != '/' && *rest != '?' && *rest != '#') {
+		snprintf(err, errlen, "bad URL %s: \"%s\" after the %s", url,
+		    rest, u->port[0] != '\0' ? "port" : "host");
+		return -1;
+	}
+	if (u->port[0] == '\0')
+		strcpy(u->port, u->tls ? "443" : "80");
+	return 0;
+}
+
+/* ------------------------------------------------------------------- TLS */
+
+/* The first error on OpenSSL's queue, as text; "" when it is empty. */
+static const char *
+tls_reason(void)
+{
+	unsigned long e = ERR_peek_last_error();
+	const char *r;
+
+	if (e == 0)
+		return "";
+	r = ERR_reason_error_string(e);
+	return r != NULL ? r : "unknown error";
+}
+
+static SSL_CTX *
+tls_ctx_new(const char *cacert, char *err, size_t errlen)
+{
+	SSL_CTX *ctx;
+	FILE *fp;
+
+	ERR_clear_error();
+	ctx = SSL_CTX_new(TLS_client_method());
+	if (ctx == NULL) {
+		snprintf(err, errlen, "TLS: %s", tls_reason());
+		return NULL;
+	}
+	SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION);
+	SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER, NULL);
+	/* A server that closes without close_notify ends a body like EOF. */
+	SSL_CTX_set_options(ctx, SSL_OP_IGNORE_UNEXPECTED_EOF);
+	if (cacert == NULL) {
+		if (SSL_CTX_set_default_verify_paths(ctx) != 1) {
+			snprintf(err, errlen, "TLS: cannot load the system "
+			    "trust store: %s", tls_reason());
+			goto fail;
+		}
+		return ctx;
+	}
+	/* fopen first: "No such file" says more than "system lib". */
+	fp = fopen(cacert, "r");
+	if (fp == NULL) {
+		snprintf(err, errlen, "CA file %s: %s", cacert,
+		    strerror(errno));
+		goto fail;
+	}
+	fclose(fp);
+	if (SSL_CTX_load_verify_locations(ctx, cacert, NULL) != 1) {
+		snprintf(err, errlen, "CA file %s: no PEM certificate in it "
+		    "(%s)", cacert, tls_reason());
+		goto fail;
+	}
+	return ctx;
+fail:
+	SSL_CTX_free(ctx);
+	return NULL;
+}
+
+/*
+ * OpenSSL writes with write(2), which raises SIGPIPE on a connection the
+ * peer reset (send() has MSG_NOSIGNAL, SSL_write has nothing like it).
+ * SIGPIPE is blocked around each TLS call and one it raised is taken off
+ * the pending set before it is unblocked; one that was pending before is
+ * left alone.
+ */
+struct sigpipe_guard {
+	sigset_t old;
+	int was_pending;
+};
+
+static void
+sigpipe_block(struct sigpipe_guard *g)
+{
+	sigset_t set, pending;
+
+	sigemptyset(&set);
+	sigaddset(&set, SIGPIPE);
+	pthread_sigmask(SIG_BLOCK, &set, &g->old);
+	sigpending(&pending);
+	g->was_pending = sigismember(&pending, SIGPIPE);
+}
+
+static void
+sigpipe_restore(struct sigpipe_guard *g)
+{
+	static const struct timespec zero = { 0, 0 };
+	sigset_t set, pending;
+	int saved = errno;
+
+	sigemptyset(&set);
+	sigaddset(&set, SIGPIPE);
+	sigpending(&pending);
+	if (!g->was_pending && sigismember(&pending, SIGPIPE))
+		sigtimedwait(&set, NULL, &zero);
+	pthread_sigmask(SIG_SETMASK, &g->old, NULL);
+	errno = saved;
+}
+
+/* The chain ends in a CA the trust store does not hold. */
+static int
+issuer_unknown(long vr)
+{
+	return vr == X509_V_ERR_UNABLE_TO_GET_ISSUER_CERT_LOCALLY ||
+	    vr == X509_V_ERR_SELF_SIGNED_CERT_IN_CHAIN ||
+	    vr == X509_V_ERR_DEPTH_ZERO_SELF_SIGNED_CERT;
+}
+
+/*
+ * The TLS handshake on the connected c->fd, verifying the server's chain
+ * and its name. 0, or -1 with a message in err.
+ */
+static int
+tls_connect(struct httpc *c, char *err, size_t errlen)
+{
+	struct sigpipe_guard g;
+	unsigned char addr[16];
+	long vr;
+	int r, e, is_ip;
+
+	ERR_clear_error();
+	c->ssl = SSL_new(c->ctx);
+	if (c->ssl == NULL || SSL_set_fd(c->ssl, c->fd) != 1) {
+		snprintf(err, errlen, "TLS: %s", tls_reason());
+		return -1;
+	}
+	is_ip = inet_pton(AF_INET, c->u.host, addr) == 1 ||
+	    inet_pton(AF_INET6, c->u.host, addr) == 1;
+	if (is_ip)
+		r = X509_VERIFY_PARAM_set1_ip_asc(SSL_get0_param(c->ssl),
+		    c->u.host);
+	else
+		r = SSL_set_tlsext_host_name(c->ssl, c->u.host) == 1 &&
+		    SSL_set1_host(c->ssl, c->u.host) == 1;
+	if (r != 1) {
+		snprintf(err, errlen, "TLS: cannot verify the name %s: %s",
+		    c->u.host, tls_reason());
+		return -1;
+	}
+	errno = 0;
+	sigpipe_block(&g);
+	r = SSL_connect(c->ssl);
+	e = SSL_get_error(c->ssl, r);
+	sigpipe_restore(&g);
+	if (r == 1)
+		return 0;
+	vr = SSL_get_verify_result(c->ssl);
+	c->final = vr != X509_V_OK || e == SSL_ERROR_SSL;
+	if (vr != X509_V_OK)
+		snprintf(err, errlen, "TLS to %s: certificate verify failed: "
+		    "%s%s", c->hosthdr, X509_verify_cert_error_string(vr),
+		    !c->own_ca && issuer_unknown(vr) ? " (a certificate from "
+		    "a private CA needs that CA's certificate: --cacert FILE)" :
+		    "");
+	else if (e == SSL_ERROR_SYSCALL && errno != 0)
+		snprintf(err, errlen, "TLS handshake with %s: %s", c->hosthdr,
+		    errno == EAGAIN ? "timed out" : strerror(errno));
+	else if (e == SSL_ERROR_SYSCALL || e == SSL_ERROR_ZERO_RETURN ||
+	    tls_reason()[0] == '\0')
+		snprintf(err, errlen, "TLS handshake with %s: connection "
+		    "closed by the server", c->hosthdr);
+	else
+		snprintf(err, errlen, "TLS handshake with %s failed: %s%s",
+		    c->hosthdr, tls_reason(), ERR_GET_REASON(
+		    ERR_peek_last_error()) == SSL_R_WRONG_VERSION_NUMBER ?
+		    " (is it plain http://?)" : "");
+	return -1;
+}
+
+/* --------------------------------------------------------------- httpc */
+
+struct httpc *
+httpc_new_ca(const char *url, const char *cacert, unsigned timeout_ms,
+    char *err, size_t errlen)
+{
+	struct httpc *c;
+
 	c = calloc(1, sizeof(*c));
 	if (c == NULL) {
 		snprintf(err, errlen, "out of memory");
@@ -61,26 +284,53 @@ httpc_new(const char *url, unsigned timeout_ms, char *err, size_t errlen)
 	}
 	c->fd = -1;
 	c->timeout_ms = timeout_ms;
-	if (hlen == 0 || hlen >= sizeof(c->host)) {
-		snprintf(err, errlen, "no host in %s", url);
+	if (httpc_url_parse(url, &c->u, err, errlen) == -1) {
 		free(c);
 		return NULL;
 	}
-	memcpy(c->host, p, hlen);
-	if (*pstart == ':') {
-		plen = strspn(pstart + 1, "0123456789");
-		if (plen == 0 || plen >= sizeof(c->port)) {
-			snprintf(err, errlen, "bad port in %s", url);
+	snprintf(c->hosthdr, sizeof(c->hosthdr), strchr(c->u.host, ':') ?
+	    "[%s]:%s" : "%s:%s", c->u.host, c->u.port);
+	if (c->u.tls) {
+		c->own_ca = cacert != NULL && cacert[0] != '\0';
+		c->ctx = tls_ctx_new(c->own_ca ? cacert : NULL, err, errlen);
+		if (c->ctx == NULL) {
 			free(c);
 			return NULL;
 		}
-		memcpy(c->port, pstart + 1, plen);
-	} else {
-		strcpy(c->port, "80");
 	}
-	snprintf(c->hosthdr, sizeof(c->hosthdr), strchr(c->host, ':') ?
-	    "[%s]:%s" : "%s:%s", c->host, c->port);
 	return c;
+}
+
+struct httpc *
+httpc_new(const char *url, unsigned timeout_ms, char *err, size_t errlen)
+{
+	return httpc_new_ca(url, NULL, timeout_ms, err, errlen);
+}
+
+unsigned
+httpc_connects(const struct httpc *c)
+{
+	return c->connects;
+}
+
+int
+httpc_error_is_final(const struct httpc *c)
+{
+	return c->final;
+}
+
+/*
+ * Drops the connection. No close_notify: kanald needs none, and the
+ * server may be gone already.
+ */
+static void
+conn_close(struct httpc *c)
+{
+	SSL_free(c->ssl);
+	c->ssl = NULL;
+	if (c->fd != -1)
+		close(c->fd);
+	c->fd = -1;
 }
 
 void
@@ -88,8 +338,8 @@ httpc_free(struct httpc *c)
 {
 	if (c == NULL)
 		return;
-	if (c->fd != -1)
-		close(c->fd);
+	conn_close(c);
+	SSL_CTX_free(c->ctx);
 	free(c->buf);
 	free(c->body);
 	free(c);
@@ -103,9 +353,9 @@ connect_to(struct httpc *c, char *err, size_t errlen)
 	    (suseconds_t)(c->timeout_ms % 1000) * 1000 };
 	int r, one = 1, saved = 0;
 
-	r = getaddrinfo(c->host, c->port, &hints, &res);
+	r = getaddrinfo(c->u.host, c->u.port, &hints, &res);
 	if (r != 0) {
-		snprintf(err, errlen, "%s: %s", c->host, gai_strerror(r));
+		snprintf(err, errlen, "%s: %s", c->u.host, gai_strerror(r));
 		return -1;
 	}
 	for (ai = res; ai != NULL; ai = ai->ai_next) {
@@ -129,16 +379,51 @@ connect_to(struct httpc *c, char *err, size_t errlen)
 		return -1;
 	}
 	c->len = 0;
+	c->connects++;
+	if (c->ctx != NULL && tls_connect(c, err, errlen) == -1) {
+		conn_close(c);
+		return -1;
+	}
 	return 0;
 }
 
+/*
+ * One TLS read or write of at most len bytes: the count, 0 at the end of
+ * the stream (read), or -1 with errno set (EPROTO for a TLS error).
+ */
+static ssize_t
+tls_io(struct httpc *c, int writing, void *p, size_t len)
+{
+	struct sigpipe_guard g;
+	int n, e;
+
+	if (len > INT_MAX)
+		len = INT_MAX;
+	ERR_clear_error();
+	errno = 0;
+	sigpipe_block(&g);
+	n = writing ? SSL_write(c->ssl, p, (int)len) :
+	    SSL_read(c->ssl, p, (int)len);
+	e = SSL_get_error(c->ssl, n);
+	sigpipe_restore(&g);
+	if (n > 0)
+		return n;
+	if (e == SSL_ERROR_ZERO_RETURN || (e == SSL_ERROR_SYSCALL &&
+	    errno == 0))
+		return writing ? (errno = EPIPE, -1) : 0;
+	if (e != SSL_ERROR_SYSCALL)
+		errno = EPROTO;
+	return -1;
+}
+
 static int
-send_all(int fd, const void *p, size_t len)
+send_all(struct httpc *c, const void *p, size_t len)
 {
 	const char *s = p;
 
 	while (len > 0) {
-		ssize_t n = send(fd, s, len, MSG_NOSIGNAL);
+		ssize_t n = c->ssl != NULL ? tls_io(c, 1, (void *)s, len) :
+		    send(c->fd, s, len, MSG_NOSIGNAL);
 		if (n == -1 && errno == EINTR)
 			continue;
 		if (n <= 0)
@@ -164,7 +449,9 @@ fill(struct httpc *c)
 		c->cap = ncap;
 	}
 	do
-		n = recv(c->fd, c->buf + c->len, c->cap - c->len - 1, 0);
+		n = c->ssl != NULL ? tls_io(c, 0, c->buf + c->len,
+		    c->cap - c->len - 1) : recv(c->fd, c->buf + c->len,
+		    c->cap - c->len - 1, 0);
 	while (n == -1 && errno == EINTR);
 	if (n < 0)
 		return -1;
@@ -307,10 +594,8 @@ read_response(struct httpc *c, struct httpc_response *resp, int *eof_early,
 	/* Keep what follows (nothing, for a well-behaved server). */
 	memmove(c->buf, c->buf + hsize, c->len - hsize);
 	c->len -= hsize;
-	if (!keep) {
-		close(c->fd);
-		c->fd = -1;
-	}
+	if (!keep)
+		conn_close(c);
 	return 0;
 short_read:
 	snprintf(err, errlen, "response from %s cut short", c->hosthdr);
@@ -335,20 +620,19 @@ httpc_request(struct httpc *c, const char *method, const char *path,
 		snprintf(err, errlen, "request headers too long");
 		return -1;
 	}
+	c->final = 0;
 	for (int attempt = 0; attempt < 2; attempt++) {
 		int reused = c->fd != -1;
 
 		if (c->fd == -1 && connect_to(c, err, errlen) == -1)
 			return -1;
-		if (send_all(c->fd, head, (size_t)n) == 0 &&
-		    (len == 0 || send_all(c->fd, body, len) == 0) &&
-		    read_response(c, resp, &eof_early, err, errlen) == 0)
-			return 0;
-		if (errno == 0 || err[0] == '\0')
+		if (send_all(c, head, (size_t)n) == -1 ||
+		    (len > 0 && send_all(c, body, len) == -1))
 			snprintf(err, errlen, "sending to %s: %s", c->hosthdr,
 			    strerror(errno));
-		close(c->fd);
-		c->fd = -1;
+		else if (read_response(c, resp, &eof_early, err, errlen) == 0)
+			return 0;
+		conn_close(c);
 		c->len = 0;
 		/* A kept-alive connection the server closed: once more. */
 		if (!reused)

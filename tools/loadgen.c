@@ -813,8 +813,8 @@ parse_config(int argc, char **argv, struct config *cfg)
 	const char *seed_s = "1", *verify = NULL, *vtimeout_s = "60";
 	int json = 0, allow_remote = 0, r;
 	const struct opt o[] = {
-		{ "url", "URL", "kanald's address (default $KANAL_URL, else "
-		  DEFAULT_URL ")", &url, NULL },
+		{ "url", "URL", "kanald's address, http:// only: no https "
+		  "(default $KANAL_URL, else " DEFAULT_URL ")", &url, NULL },
 		{ "token", "TOKEN", "bearer token allowed every service "
 		  "(default $KANAL_TOKEN)", &token, NULL },
 		{ "connections", "N", "keep-alive connections, one thread each "
@@ -893,6 +893,12 @@ parse_config(int argc, char **argv, struct config *cfg)
 		return -1;
 	}
 	cfg->url = url != NULL && url[0] != '\0' ? url : DEFAULT_URL;
+	if (strncmp(cfg->url, "https://", 8) == 0) {
+		fprintf(stderr, "kanal-loadgen: %s: only http:// is spoken; "
+		    "run the benchmark against a plain listener on loopback "
+		    "(TLS would measure OpenSSL, not kanald)\n", cfg->url);
+		return -1;
+	}
 	r = lg_url_is_loopback(cfg->url);
 	if (r != 1 && !allow_remote) {
 		fprintf(stderr, "kanal-loadgen: %s %s; only loopback targets "

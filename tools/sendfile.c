@@ -668,7 +668,7 @@ sendfile_run(const struct sendfile_config *cfg)
 	}
 	if (fstat(fileno(s.in), &st) == 0 && S_ISREG(st.st_mode))
 		s.size = (uint64_t)st.st_size;
-	s.http = httpc_new(cfg->url, 30000, err, sizeof(err));
+	s.http = httpc_new_ca(cfg->url, cfg->cacert, 30000, err, sizeof(err));
 	if (s.http == NULL) {
 		fprintf(cfg->err, "kanalctl send: %s\n", err);
 		rc = 2;

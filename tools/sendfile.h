@@ -28,6 +28,7 @@ struct sendfile_config {
 	enum sendfile_format format;
 	const char *path;	/* "-": standard input */
 	const char *url;
+	const char *cacert;	/* CA file for https://; NULL: system's */
 	const char *token;
 	size_t batch_size;	/* 1 .. SENDFILE_BATCH_MAX */
 	const char *prefix;	/* NULL: hashes (above) */

@@ -225,13 +225,94 @@ th_make_source(const char *dir, const char *source, const char *allow,
 	fclose(f);
 }
 
+/* ------------------------------------------------------------ certificates */
+
+void
+th_copy_file(const char *src, const char *dst)
+{
+	char tmp[700], buf[8192];
+	FILE *in = fopen(src, "r"), *out;
+	size_t n;
+
+	if (in == NULL)
+		fail_msg("%s: %s", src, strerror(errno));
+	snprintf(tmp, sizeof(tmp), "%s.new", dst);
+	out = fopen(tmp, "w");
+	if (out == NULL)
+		fail_msg("%s: %s", tmp, strerror(errno));
+	while ((n = fread(buf, 1, sizeof(buf), in)) > 0)
+		fwrite(buf, 1, n, out);
+	fclose(in);
+	if (fclose(out) != 0 || rename(tmp, dst) == -1)
+		fail_msg("%s: %s", dst, strerror(errno));
+}
+
+static void
+openssl(const char *const *args)
+{
+	const char *argv[32];
+	int n = 0;
+
+	argv[n++] = "/usr/bin/openssl";
+	for (int i = 0; args[i] != NULL && n < 31; i++)
+		argv[n++] = args[i];
+	argv[n] = NULL;
+	if (th_run(NULL, 0, argv) != 0)
+		fail_msg("openssl %s failed", args[0]);
+}
+
+void
+th_tls_ca(const char *dir, const char *name)
+{
+	char key[600], pem[600], subj[64];
+
+	snprintf(subj, sizeof(subj), "/CN=kanal test %s", name);
+	snprintf(key, sizeof(key), "%s/%s.key", dir, name);
+	snprintf(pem, sizeof(pem), "%s/%s.pem", dir, name);
+	openssl((const char *const[]){ "req", "-x509", "-newkey", "ec",
+	    "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes", "-keyout", key,
+	    "-out", pem, "-days", "2", "-subj", subj, NULL });
+}
+
+void
+th_tls_cert(const char *dir, const char *name, const char *ca,
+    const char *san)
+{
+	char key[600], pem[600], csr[600], ext[600], cakey[600], capem[600];
+	char subj[300];
+	FILE *fp;
+
+	snprintf(key, sizeof(key), "%s/%s.key", dir, name);
+	snprintf(pem, sizeof(pem), "%s/%s.pem", dir, name);
+	snprintf(csr, sizeof(csr), "%s/%s.csr", dir, name);
+	snprintf(ext, sizeof(ext), "%s/%s.ext", dir, name);
+	snprintf(cakey, sizeof(cakey), "%s/%s.key", dir, ca);
+	snprintf(capem, sizeof(capem), "%s/%s.pem", dir, ca);
+	/* The CN is informative only: clients check the subjectAltName. */
+	snprintf(subj, sizeof(subj), "/CN=kanal test %s", name);
+	fp = fopen(ext, "w");
+	if (fp == NULL)
+		fail_msg("%s: %s", ext, strerror(errno));
+	fprintf(fp, "subjectAltName = %s\n"
+	    "basicConstraints = CA:FALSE\n"
+	    "extendedKeyUsage = serverAuth\n", san);
+	fclose(fp);
+	openssl((const char *const[]){ "req", "-newkey", "ec", "-pkeyopt",
+	    "ec_paramgen_curve:P-256", "-nodes", "-keyout", key, "-out", csr,
+	    "-subj", subj, NULL });
+	openssl((const char *const[]){ "x509", "-req", "-in", csr, "-CA",
+	    capem, "-CAkey", cakey, "-CAcreateserial", "-out", pem, "-days",
+	    "2", "-extfile", ext, NULL });
+}
+
 int
 th_http(struct th_kanald *k, const char *method, const char *path,
     const char *headers, const void *body, size_t len, char *resp,
     size_t resplen)
 {
 	char err[256];
-	struct httpc *c = httpc_new(k->url, 10000, err, sizeof(err));
+	struct httpc *c = httpc_new_ca(k->url, k->cacert, 10000, err,
+	    sizeof(err));
 	struct httpc_response r;
 	int status;
 

@@ -69,6 +69,22 @@ int th_log_count(struct th_kanald *k, const char *needle);
 void th_wait_log(struct th_kanald *k, const char *needle, int times);
 
 /*
+ * Throwaway certificates made with the openssl command (P-256, 2 days):
+ * th_tls_ca makes a self-signed CA, dir/NAME.pem and dir/NAME.key;
+ * th_tls_cert a server certificate signed by the CA dir/CA.pem, for the
+ * subjectAltName san ("IP:127.0.0.1", "DNS:localhost", or both with a
+ * comma), dir/NAME.pem and dir/NAME.key.
+ */
+void th_tls_ca(const char *dir, const char *name);
+void th_tls_cert(const char *dir, const char *name, const char *ca,
+    const char *san);
+/*
+ * Replaces dst with a copy of src: a new file renamed over it, so a
+ * reader (kanald on SIGHUP) never sees half of it.
+ */
+void th_copy_file(const char *src, const char *dst);
+
+/*
  * What most end-to-end tests start from: a fresh migrated database, a
  * scratch directory, a source allowed the given services (its token and
  * sources file), a superuser connection to the database, and a kanald
@@ -100,7 +116,10 @@ int th_wait(int (*cond)(void *arg), void *arg, unsigned deadline_ms);
  */
 int th_run(char *out, size_t len, const char *const argv[]);
 
-/* HTTP GET/POST to the kanald; returns the status. */
+/*
+ * HTTP GET/POST to the kanald (over TLS, checked with k->cacert, when it
+ * is set); returns the status.
+ */
 int th_http(struct th_kanald *k, const char *method, const char *path,
     const char *headers, const void *body, size_t len, char *resp,
     size_t resplen);
