@@ -1,6 +1,6 @@
 -- SPDX-License-Identifier: Apache-2.0
 --
--- 004_usage_local_hourly: the hourly counts for analysts, in local time.
+-- 005_usage_local_hourly: the hourly counts for analysts, in local time.
 --
 -- The views of 003 are per day or month, service and region; they cannot
 -- say "completion on the web versus at the counter" or "which hours are
