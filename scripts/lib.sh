@@ -19,6 +19,7 @@ KANAL_PACKAGES=(
     dpkg-dev  # tests/test_package.sh: cpack -G DEB computes Depends with dpkg-shlibdeps
     systemd   # tests/test_systemd.sh: systemd-analyze verify / security
     prometheus  # tests/test_e2e_metrics.c: promtool check metrics (the only package with it)
+    chromium  # tests/test_pg_report_html.c: renders kanalctl report's HTML headless
 )
 
 # Name of the calling script, for messages ("scripts/pg", "scripts/dev", ...).
