@@ -99,8 +99,8 @@ report_fmt_duration(char *buf, size_t len, double ms, int sign)
 	else if (t < 3600)
 		snprintf(buf, len, "%s%lld min %02lld s", s, t / 60, t % 60);
 	else
-		snprintf(buf, len, "%s%lld h %02lld min", s, t / 3600,
-		    (t % 3600 + 30) / 60 == 60 ? 59 : (t % 3600 + 30) / 60);
+		snprintf(buf, len, "%s%lld h %02lld min", s, (t + 30) / 3600,
+		    (t + 30) / 60 % 60);
 }
 
 /* num / den as a percentage with one decimal, or the dash. */
@@ -924,7 +924,7 @@ chart_trend(FILE *out, const struct rows *tr)
 	const int base = top + ph, h = base + 58;
 	size_t first = 0, n;
 	double max = 0, ymax;
-	int slot, bw, shown_n = 0;
+	int slot, bw;
 	char title[128], desc[768], pct[16], *d;
 	const char *head[] = { "Month", "Digital take-up",
 	    "Completed transactions" };
@@ -987,7 +987,6 @@ chart_trend(FILE *out, const struct rows *tr)
 			    COLOUR_TREND, tr->v[i].key, pct);
 			svg_text(out, cx, base - bh - 6, "middle", "value",
 			    pct);
-			shown_n++;
 		}
 	}
 	fprintf(out, "<line class=\"baseline\" x1=\"%d\" y1=\"%d\" x2=\"%d\" "
@@ -1011,7 +1010,6 @@ chart_trend(FILE *out, const struct rows *tr)
 	table_html(&t, out);
 	table_free(&t);
 	fputs("</section>\n", out);
-	(void)shown_n;
 	return 0;
 }
 
@@ -1224,7 +1222,7 @@ report_run(PGconn *conn, const struct report_opts *o, FILE *out, char *err,
 	qsort(svc.v, svc.n, sizeof(*svc.v), by_manual);
 	qsort(kec.v, kec.n, sizeof(*kec.v), by_take_up);
 
-	snprintf(cap, sizeof(cap), "Totals, %s", scope);
+	snprintf(cap, sizeof(cap), "Totals: %s", scope);
 	if (table_totals(&t_tot, cap, &tot.v[0], o->month, prev) == -1 ||
 	    table_groups(&t_svc, "By service, most manual transactions first",
 	    "Service", &svc, 0) == -1 ||
