@@ -719,7 +719,8 @@ svg_text(FILE *out, int x, int y, const char *anchor, const char *cls,
 
 /*
  * Horizontal bars: one row per label, value/max of the plot's width,
- * vertical grid lines at the ticks. value < 0: no bar, "no data".
+ * vertical grid lines at the ticks, and optionally a dashed reference
+ * line (ref >= 0) behind the bars, labelled above them. value < 0: no bar.
  */
 struct hbar {
 	const char *label;
@@ -727,33 +728,49 @@ struct hbar {
 	const char *shown;	/* the value as text, after the bar */
 };
 
+struct hchart {
+	const char *id, *title, *desc, *axis, *colour;
+	double max;		/* the axis' end */
+	int ticks;		/* grid lines after 0 */
+	int pct;		/* tick labels as percentages, else counts */
+	int label_w;		/* pixels for the labels on the left */
+	double ref;		/* < 0: none */
+	const char *ref_label;
+};
+
 static void
-svg_hbars(FILE *out, const char *id, const char *title, const char *desc,
-    const char *axis, const struct hbar *b, size_t n, double max, int ticks,
-    int pct, int label_w, const char *colour)
+svg_hbars(FILE *out, const struct hchart *ch, const struct hbar *b, size_t n)
 {
-	const int rowh = 22, top = 8, x0 = label_w + 10, plot = 860 - x0 - 150;
-	int h = top + (int)n * rowh + 48;
+	const int rowh = 22, top = ch->ref >= 0 ? 24 : 8;
+	const int x0 = ch->label_w + 10, plot = 860 - x0 - 150;
+	const int bottom = top + (int)n * rowh, h = bottom + 48;
 	char lab[CELL], tick[32];
 
-	svg_open(out, id, 860, h, title, desc);
-	for (int k = 0; k <= ticks; k++) {
-		int x = x0 + (int)lround((double)plot * k / ticks);
-		double tv = max * k / ticks;
+	svg_open(out, ch->id, 860, h, ch->title, ch->desc);
+	for (int k = 0; k <= ch->ticks; k++) {
+		int x = x0 + (int)lround((double)plot * k / ch->ticks);
+		double tv = ch->max * k / ch->ticks;
 
 		fprintf(out, "<line class=\"grid\" x1=\"%d\" y1=\"%d\" "
-		    "x2=\"%d\" y2=\"%d\"/>\n", x, top, x, top + (int)n * rowh);
-		if (pct)
+		    "x2=\"%d\" y2=\"%d\"/>\n", x, top, x, bottom);
+		if (ch->pct)
 			snprintf(tick, sizeof(tick), "%.0f%%", tv * 100);
 		else
 			report_fmt_count(tick, sizeof(tick), llround(tv));
-		svg_text(out, x, top + (int)n * rowh + 16, "middle", "tick",
-		    tick);
+		svg_text(out, x, bottom + 16, "middle", "tick", tick);
+	}
+	/* Under the bars and their labels. */
+	if (ch->ref >= 0) {
+		int x = x0 + (int)lround((double)plot * ch->ref / ch->max);
+
+		fprintf(out, "<line class=\"ref\" x1=\"%d\" y1=\"%d\" "
+		    "x2=\"%d\" y2=\"%d\"/>\n", x, top - 6, x, bottom);
+		svg_text(out, x, top - 10, "middle", "value", ch->ref_label);
 	}
 	for (size_t i = 0; i < n; i++) {
 		int y = top + (int)i * rowh;
 
-		u8_fit(lab, sizeof(lab), b[i].label, (size_t)label_w / 7);
+		u8_fit(lab, sizeof(lab), b[i].label, (size_t)ch->label_w / 7);
 		svg_text(out, x0 - 8, y + 15, "end", NULL, lab);
 		if (b[i].value < 0) {
 			svg_text(out, x0 + 4, y + 15, "start", "none",
@@ -761,11 +778,12 @@ svg_hbars(FILE *out, const char *id, const char *title, const char *desc,
 			continue;
 		}
 		{
-			int w = (int)lround((double)plot * b[i].value / max);
+			int w = (int)lround((double)plot * b[i].value /
+			    ch->max);
 
 			fprintf(out, "<rect x=\"%d\" y=\"%d\" width=\"%d\" "
 			    "height=\"16\" fill=\"%s\"><title>", x0, y + 3, w,
-			    colour);
+			    ch->colour);
 			report_html_escape(out, b[i].label);
 			fputs(": ", out);
 			report_html_escape(out, b[i].shown);
@@ -774,14 +792,14 @@ svg_hbars(FILE *out, const char *id, const char *title, const char *desc,
 			    b[i].shown);
 		}
 	}
-	svg_text(out, x0 + plot / 2, h - 8, "middle", "axis", axis);
+	svg_text(out, x0 + plot / 2, h - 8, "middle", "axis", ch->axis);
 	fputs("</svg>\n", out);
 }
 
-
 /* Kecamatan by take-up, highest first; those without completed ones last. */
 static int
-chart_kecamatan(FILE *out, const struct rows *kec, const char *month)
+chart_kecamatan(FILE *out, const struct rows *kec, const struct row *all,
+    const char *scope, const char *month)
 {
 	size_t cap = kec->n > 0 ? kec->n : 1, n = 0;
 	const struct row **r = calloc(cap, sizeof(*r));
@@ -789,7 +807,8 @@ chart_kecamatan(FILE *out, const struct rows *kec, const char *month)
 	char (*shown)[16] = calloc(cap, sizeof(*shown));
 	const char *head[] = { "Kecamatan", "Digital take-up",
 	    "Completed transactions" };
-	char title[128], desc[512];
+	char title[128], desc[768], ref[16], ref_label[600];
+	struct hchart ch;
 	struct table t;
 	int rc = -1;
 
@@ -809,6 +828,8 @@ chart_kecamatan(FILE *out, const struct rows *kec, const char *month)
 		    r[i]->cur.completed);
 		b[i].shown = shown[i];
 	}
+	fmt_pct(ref, sizeof(ref), all->cur.completed_digital,
+	    all->cur.completed);
 	snprintf(title, sizeof(title), "Digital take-up by kecamatan, %s",
 	    month);
 	if (n > 0 && b[0].value >= 0) {
@@ -819,15 +840,26 @@ chart_kecamatan(FILE *out, const struct rows *kec, const char *month)
 		snprintf(desc, sizeof(desc), "Horizontal bars, one per "
 		    "kecamatan (%zu), from the highest digital take-up to the "
 		    "lowest: highest %s, %s; lowest %s, %s. Take-up is the "
-		    "share of completed transactions that were digital.", n,
-		    b[0].label, b[0].shown, b[last].label, b[last].shown);
+		    "share of completed transactions that were digital; the "
+		    "dashed line is %s as a whole, %s.", n, b[0].label,
+		    b[0].shown, b[last].label, b[last].shown, scope, ref);
 	} else
 		snprintf(desc, sizeof(desc), "No kecamatan has completed "
 		    "transactions in %s.", month);
 	fputs("<section>\n<h2>Digital take-up by kecamatan</h2>\n", out);
-	svg_hbars(out, "chart-kecamatan", title, desc, "Digital take-up (% "
-	    "of completed transactions)", b, n, 1.0, 5, 1, 180,
-	    COLOUR_KECAMATAN);
+	ch.id = "chart-kecamatan";
+	ch.title = title;
+	ch.desc = desc;
+	ch.axis = "Digital take-up (% of completed transactions)";
+	ch.colour = COLOUR_KECAMATAN;
+	ch.max = 1.0;
+	ch.ticks = 5;
+	ch.pct = 1;
+	ch.label_w = 180;
+	ch.ref = take_up(&all->cur);
+	snprintf(ref_label, sizeof(ref_label), "%s %s", scope, ref);
+	ch.ref_label = ref_label;
+	svg_hbars(out, &ch, b, n);
 	if (table_init(&t, title, n, 3, head) == -1)
 		goto out;
 	t.sr_only = 1;
@@ -896,8 +928,13 @@ chart_services(FILE *out, const struct rows *svc, const char *month)
 	    "</h2>\n<p class=\"note\">Where community help to go digital "
 	    "would move the indicator most.</p>\n", out);
 	ticks = nice_axis(max > 0 ? max : 1.0, &max);
-	svg_hbars(out, "chart-services", title, desc, "Manual transactions",
-	    b, n, max, ticks, 0, 300, COLOUR_MANUAL);
+	{
+		const struct hchart ch = { "chart-services", title, desc,
+		    "Manual transactions", COLOUR_MANUAL, max, ticks, 0, 300,
+		    -1, NULL };
+
+		svg_hbars(out, &ch, b, n);
+	}
 	if (table_init(&t, title, n, 4, head) == -1)
 		return -1;
 	t.sr_only = 1;
@@ -1035,16 +1072,19 @@ static const char css[] =
 	"svg text{fill:#1f2933}\n"
 	"svg .grid{stroke:#d9dde3;stroke-width:1}\n"
 	"svg .baseline{stroke:#52606d;stroke-width:1}\n"
+	"svg .ref{stroke:#1f2933;stroke-width:1.5;stroke-dasharray:4 3}\n"
 	"svg .tick{fill:#52606d;font-size:11px}\n"
 	"svg .current{font-weight:bold;fill:#1f2933}\n"
-	"svg .value{font-size:11px}\n"
+	"svg .value{font-size:11px;paint-order:stroke;stroke:#fff;"
+	"stroke-width:3px;stroke-linejoin:round}\n"
 	"svg .none{fill:#7b8794;font-size:11px;font-style:italic}\n"
 	".sr-only{position:absolute;width:1px;height:1px;padding:0;"
 	"margin:-1px;overflow:hidden;clip:rect(0,0,0,0);white-space:nowrap;"
 	"border:0}\n";
 
 static int
-write_page(FILE *f, const char *month, const char *scope, struct table *tot,
+write_page(FILE *f, const char *month, const char *scope,
+    const struct row *all, struct table *tot,
     struct table *ts, struct table *tk, const struct rows *svc,
     const struct rows *kec, const struct rows *trend)
 {
@@ -1060,7 +1100,7 @@ write_page(FILE *f, const char *month, const char *scope, struct table *tot,
 	    "transactions; changes are from the month before, in "
 	    "percentage points.</p>\n", f);
 	table_html(tot, f);
-	if (chart_kecamatan(f, kec, month) == -1 ||
+	if (chart_kecamatan(f, kec, all, scope, month) == -1 ||
 	    chart_trend(f, trend) == -1 ||
 	    chart_services(f, svc, month) == -1)
 		return -1;
@@ -1083,7 +1123,7 @@ write_page(FILE *f, const char *month, const char *scope, struct table *tot,
 
 static int
 write_html(const char *path, const char *month, const char *scope,
-    struct table *tot, struct table *ts, struct table *tk,
+    const struct row *all, struct table *tot, struct table *ts, struct table *tk,
     const struct rows *svc, const struct rows *kec, const struct rows *trend,
     char *err, size_t errlen)
 {
@@ -1101,7 +1141,7 @@ write_html(const char *path, const char *month, const char *scope,
 		snprintf(err, errlen, "%s: %s", tmp, strerror(errno));
 		return -1;
 	}
-	r = write_page(f, month, scope, tot, ts, tk, svc, kec, trend);
+	r = write_page(f, month, scope, all, tot, ts, tk, svc, kec, trend);
 	if (r == -1)
 		snprintf(err, errlen, "out of memory");
 	if (ferror(f) && r == 0) {
@@ -1238,7 +1278,7 @@ report_run(PGconn *conn, const struct report_opts *o, FILE *out, char *err,
 	fprintf(out, "Rates are over completed transactions. Take-up chg: "
 	    "percentage points since %s, " DASH " when\n%s has no completed "
 	    "transactions there.\n", prev, prev);
-	if (o->html != NULL && write_html(o->html, o->month, scope, &t_tot,
+	if (o->html != NULL && write_html(o->html, o->month, scope, &tot.v[0], &t_tot,
 	    &t_svc, &t_kec, &svc, &kec, &trend, err, errlen) == -1)
 		goto out;
 	rc = 0;
