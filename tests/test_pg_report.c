@@ -422,6 +422,18 @@ html_page_is_self_contained_and_escapes_database_text(void **state)
 	free(out);
 }
 
+static void
+html_into_a_missing_directory_fails(void **state)
+{
+	char *out = malloc(OUTLEN), html[600];
+
+	(void)state;
+	snprintf(html, sizeof(html), "%s/no-such-dir/report.html", dir);
+	assert_int_equal(report(out, "--month", "2026-03", "--html", html,
+	    NULL, NULL), 1);
+	free(out);
+}
+
 int
 main(void)
 {
@@ -434,6 +446,7 @@ main(void)
 		cmocka_unit_test(empty_month_says_so_and_exits_1_without_a_page),
 		cmocka_unit_test(bad_arguments_are_usage_errors),
 		cmocka_unit_test(html_page_is_self_contained_and_escapes_database_text),
+		cmocka_unit_test(html_into_a_missing_directory_fails),
 	};
 
 	return cmocka_run_group_tests(tests, group_setup, group_teardown);

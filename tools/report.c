@@ -26,7 +26,6 @@
 
 #include <errno.h>
 #include <math.h>
-#include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -36,7 +35,6 @@
 #define WIDTH 100
 #define DASH "\xe2\x80\x94"		/* U+2014, no data */
 #define ELLIPSIS "\xe2\x80\xa6"		/* U+2026 */
-#define TREND_MONTHS 12
 #define TOP_SERVICES 10
 
 /* Chart colours; tests/report_png.py looks for exactly these. */
@@ -54,7 +52,7 @@ struct counts {
 
 /* One service, kecamatan or month: its counts this month and the one before. */
 struct row {
-	char *key;		/* service code, kecamatan code ("" none), month */
+	char *key;		/* service, kecamatan ("": none) or month */
 	char *name;
 	struct counts cur, prev;
 	int has_cur, has_prev;
@@ -103,6 +101,17 @@ report_fmt_duration(char *buf, size_t len, double ms, int sign)
 		    (t + 30) / 60 % 60);
 }
 
+/*
+ * num / den in percent, rounded to one decimal (half away from zero) here
+ * rather than by printf, so that a change is the difference of the rates
+ * as shown.
+ */
+static double
+pct1(int64_t num, int64_t den)
+{
+	return round(1000.0 * (double)num / (double)den) / 10.0;
+}
+
 /* num / den as a percentage with one decimal, or the dash. */
 static void
 fmt_pct(char *buf, size_t len, int64_t num, int64_t den)
@@ -110,13 +119,10 @@ fmt_pct(char *buf, size_t len, int64_t num, int64_t den)
 	if (den <= 0)
 		snprintf(buf, len, DASH);
 	else
-		snprintf(buf, len, "%.1f%%", 100.0 * (double)num / (double)den);
+		snprintf(buf, len, "%.1f%%", pct1(num, den));
 }
 
-/*
- * Change of a rate in percentage points, each side rounded to one decimal
- * first so that the change shown is the difference of the rates shown.
- */
+/* Change of a rate in percentage points, from the rates as shown. */
 static void
 fmt_pp(char *buf, size_t len, int64_t num, int64_t den, int64_t pnum,
     int64_t pden, int unit)
@@ -127,9 +133,9 @@ fmt_pp(char *buf, size_t len, int64_t num, int64_t den, int64_t pnum,
 		snprintf(buf, len, DASH);
 		return;
 	}
-	a = round(1000.0 * (double)num / (double)den);
-	b = round(1000.0 * (double)pnum / (double)pden);
-	d = (a - b) / 10.0;
+	a = pct1(num, den);
+	b = pct1(pnum, pden);
+	d = round((a - b) * 10.0) / 10.0;
 	snprintf(buf, len, "%s%.1f%s", d > 0 ? "+" : d < 0 ? "-" : "",
 	    fabs(d), unit ? " pp" : "");
 }
@@ -223,7 +229,7 @@ static void
 u8_fit(char *buf, size_t len, const char *s, size_t max)
 {
 	size_t n = u8_len(s), chars = 0, o = 0;
-	size_t keep = n <= max ? max : max - 1;
+	size_t keep = n <= max || max == 0 ? max : max - 1;
 
 	for (; *s != '\0'; s++) {
 		unsigned char c = (unsigned char)*s;
@@ -249,7 +255,7 @@ u8_fit(char *buf, size_t len, const char *s, size_t max)
 		o = start;
 	}
 	buf[o] = '\0';
-	if (n > max && o + sizeof(ELLIPSIS) <= len)
+	if (n > max && max > 0 && o + sizeof(ELLIPSIS) <= len)
 		strcat(buf, ELLIPSIS);
 }
 
@@ -511,7 +517,8 @@ table_text(const struct table *t, FILE *out)
 	}
 	if (w[0] + rest > WIDTH)
 		w[0] = rest + 12 < WIDTH ? WIDTH - rest : 12;
-	fprintf(out, "%s\n", t->caption);
+	u8_fit(fit, sizeof(fit), t->caption, WIDTH);
+	fprintf(out, "%s\n", fit);
 	for (size_t r = 0; r <= t->nrows; r++) {
 		for (int c = 0; c < t->ncols; c++) {
 			const char *s = r == 0 ? t->head[c] : t->cell[r - 1][c];
@@ -582,7 +589,8 @@ table_totals(struct table *t, const char *caption, const struct row *r,
 		{ "Digital transactions", offsetof(struct counts, digital) },
 		{ "Manual transactions", offsetof(struct counts, manual) },
 		{ "Assisted transactions", offsetof(struct counts, assisted) },
-		{ "Completed transactions", offsetof(struct counts, completed) },
+		{ "Completed transactions",
+		  offsetof(struct counts, completed) },
 	};
 #define FIELD(s, off) \
 	(*(const int64_t *)(const void *)((const char *)(s) + (off)))
@@ -682,11 +690,14 @@ nice_ceil(double v)
 	return 10 * p;
 }
 
-/* An axis from 0 past max (> 0) in at most 5 round steps: its ticks. */
+/*
+ * An axis of counts from 0 past max (> 0) in at most 5 round steps (whole
+ * numbers): returns the steps, *top the axis' end.
+ */
 static int
 nice_axis(double max, double *top)
 {
-	double step = nice_ceil(max / 5);
+	double step = max < 5 ? 1 : nice_ceil(max / 5);
 	int ticks = (int)ceil(max / step - 1e-9);
 
 	*top = step * ticks;
@@ -1082,12 +1093,19 @@ static const char css[] =
 	"margin:-1px;overflow:hidden;clip:rect(0,0,0,0);white-space:nowrap;"
 	"border:0}\n";
 
+/* What the page shows, all made by report_run. */
+struct page {
+	const char *month, *scope;
+	const struct row *all;		/* the scope's totals */
+	const struct table *tot, *ts, *tk;
+	const struct rows *svc, *kec, *trend;
+};
+
 static int
-write_page(FILE *f, const char *month, const char *scope,
-    const struct row *all, struct table *tot,
-    struct table *ts, struct table *tk, const struct rows *svc,
-    const struct rows *kec, const struct rows *trend)
+write_page(FILE *f, const struct page *pg)
 {
+	const char *month = pg->month, *scope = pg->scope;
+
 	fputs("<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n"
 	    "<meta charset=\"utf-8\">\n<meta name=\"viewport\" "
 	    "content=\"width=device-width, initial-scale=1\">\n<title>", f);
@@ -1099,15 +1117,15 @@ write_page(FILE *f, const char *month, const char *scope,
 	fputs(". Months are local time (WIB). Rates are over completed "
 	    "transactions; changes are from the month before, in "
 	    "percentage points.</p>\n", f);
-	table_html(tot, f);
-	if (chart_kecamatan(f, kec, all, scope, month) == -1 ||
-	    chart_trend(f, trend) == -1 ||
-	    chart_services(f, svc, month) == -1)
+	table_html(pg->tot, f);
+	if (chart_kecamatan(f, pg->kec, pg->all, scope, month) == -1 ||
+	    chart_trend(f, pg->trend) == -1 ||
+	    chart_services(f, pg->svc, month) == -1)
 		return -1;
 	fputs("<h2>Every service</h2>\n", f);
-	table_html(ts, f);
+	table_html(pg->ts, f);
 	fputs("<h2>Every kecamatan</h2>\n", f);
-	table_html(tk, f);
+	table_html(pg->tk, f);
 	fputs("<footer>\n<p>Digital take-up: completed digital transactions "
 	    "(assisted ones included) / all completed transactions. "
 	    "Self-service rate: completed digital transactions done without "
@@ -1122,10 +1140,7 @@ write_page(FILE *f, const char *month, const char *scope,
 }
 
 static int
-write_html(const char *path, const char *month, const char *scope,
-    const struct row *all, struct table *tot, struct table *ts, struct table *tk,
-    const struct rows *svc, const struct rows *kec, const struct rows *trend,
-    char *err, size_t errlen)
+write_html(const char *path, const struct page *pg, char *err, size_t errlen)
 {
 	char tmp[4096];
 	FILE *f;
@@ -1141,7 +1156,7 @@ write_html(const char *path, const char *month, const char *scope,
 		snprintf(err, errlen, "%s: %s", tmp, strerror(errno));
 		return -1;
 	}
-	r = write_page(f, month, scope, all, tot, ts, tk, svc, kec, trend);
+	r = write_page(f, pg);
 	if (r == -1)
 		snprintf(err, errlen, "out of memory");
 	if (ferror(f) && r == 0) {
@@ -1225,7 +1240,7 @@ report_run(PGconn *conn, const struct report_opts *o, FILE *out, char *err,
 {
 	struct rows tot = { 0 }, svc = { 0 }, kec = { 0 }, trend = { 0 };
 	struct table t_tot = { 0 }, t_svc = { 0 }, t_kec = { 0 };
-	char day[16], prev[16], scope[512], cap[700];
+	char day[16], prev[16], scope[512], cap[700], line[CELL];
 	int y, m, rc = -1;
 
 	if (report_check(o, err, errlen) == -1)
@@ -1271,16 +1286,21 @@ report_run(PGconn *conn, const struct report_opts *o, FILE *out, char *err,
 		snprintf(err, errlen, "out of memory");
 		goto out;
 	}
-	fprintf(out, "kanal report for %s (WIB): %s\n\n", o->month, scope);
+	u8_fit(line, sizeof(line), scope, WIDTH - 30);
+	fprintf(out, "kanal report for %s (WIB): %s\n\n", o->month, line);
 	table_text(&t_tot, out);
 	table_text(&t_svc, out);
 	table_text(&t_kec, out);
 	fprintf(out, "Rates are over completed transactions. Take-up chg: "
 	    "percentage points since %s, " DASH " when\n%s has no completed "
 	    "transactions there.\n", prev, prev);
-	if (o->html != NULL && write_html(o->html, o->month, scope, &tot.v[0], &t_tot,
-	    &t_svc, &t_kec, &svc, &kec, &trend, err, errlen) == -1)
-		goto out;
+	if (o->html != NULL) {
+		const struct page pg = { o->month, scope, &tot.v[0], &t_tot,
+		    &t_svc, &t_kec, &svc, &kec, &trend };
+
+		if (write_html(o->html, &pg, err, errlen) == -1)
+			goto out;
+	}
 	rc = 0;
 out:
 	table_free(&t_tot);
