@@ -500,63 +500,6 @@ cmd_wal(int argc, char **argv)
 	return EXIT_USAGE;
 }
 
-/* -------------------------------------------------------------- report */
-
-static int
-cmd_report(int argc, char **argv)
-{
-	struct report_opts ro = { NULL, NULL, NULL };
-	const char *pg = "";
-	const struct opt o[] = {
-		{ "pg", "CONNINFO", "database to read (kanal_analyst is "
-		  "enough; default: PG* environment)", &pg, NULL },
-		{ "month", "YYYY-MM", "the local (WIB) month to report",
-		  &ro.month, NULL },
-		{ "region", "CODE", "only this region and what is under it: "
-		  "32.73 a city, 32.73.01 a kecamatan (default: all)",
-		  &ro.region, NULL },
-		{ "html", "FILE", "also write a self-contained HTML page with "
-		  "charts", &ro.html, NULL },
-		{ NULL, NULL, NULL, NULL, NULL },
-	};
-	const char *syn = "kanalctl report --pg CONNINFO --month YYYY-MM "
-	    "[--region CODE] [--html FILE]";
-	PGconn *conn;
-	char err[1024];
-	int r;
-
-	r = opts_parse("kanalctl", argc, argv, o, syn, "Prints the month's "
-	    "digital take-up, self-service and completion rates, mean\n"
-	    "times and counts, with the change from the month before: in "
-	    "total, by service\n(most manual transactions first) and by "
-	    "kecamatan (lowest take-up first).\n--html writes the same as one "
-	    "page with charts and no external files.\nExit 0; 1: no events "
-	    "that month in the region, or an error; 2: usage.");
-	if (r != 0)
-		return r > 0 ? 0 : EXIT_USAGE;
-	if (ro.month == NULL) {
-		fprintf(stderr, "kanalctl report: --month is required (see "
-		    "--help)\n");
-		return EXIT_USAGE;
-	}
-	if (report_check(&ro, err, sizeof(err)) == -1) {
-		fprintf(stderr, "kanalctl report: %s\n", err);
-		return EXIT_USAGE;
-	}
-	conn = PQconnectdb(pg);
-	if (PQstatus(conn) != CONNECTION_OK) {
-		fprintf(stderr, "kanalctl report: cannot connect: %s",
-		    PQerrorMessage(conn));
-		PQfinish(conn);
-		return 1;
-	}
-	r = report_run(conn, &ro, stdout, err, sizeof(err));
-	PQfinish(conn);
-	if (r != 0)
-		fprintf(stderr, "kanalctl report: %s\n", err);
-	return r == 0 ? 0 : 1;
-}
-
 /* ---------------------------------------------------------------- main */
 
 static void
@@ -604,7 +547,7 @@ main(int argc, char **argv)
 	if (strcmp(argv[1], "wal") == 0)
 		return cmd_wal(argc - 1, argv + 1);
 	if (strcmp(argv[1], "report") == 0)
-		return cmd_report(argc - 1, argv + 1);
+		return report_main(argc - 1, argv + 1);
 	fprintf(stderr, "kanalctl: unknown command \"%s\"\n", argv[1]);
 	usage(stderr);
 	return EXIT_USAGE;

@@ -30,9 +30,11 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "opts.h"
 #include "validate.h"
 
 #define WIDTH 100
+#define EXIT_USAGE 2
 #define DASH "\xe2\x80\x94"		/* U+2014, no data */
 #define ELLIPSIS "\xe2\x80\xa6"		/* U+2026 */
 #define TOP_SERVICES 10
@@ -1311,4 +1313,61 @@ out:
 	rows_free(&kec);
 	rows_free(&trend);
 	return rc;
+}
+
+/* ------------------------------------------------------------ command */
+
+int
+report_main(int argc, char **argv)
+{
+	struct report_opts ro = { NULL, NULL, NULL };
+	const char *pg = "";
+	const struct opt o[] = {
+		{ "pg", "CONNINFO", "database to read (kanal_analyst is "
+		  "enough; default: PG* environment)", &pg, NULL },
+		{ "month", "YYYY-MM", "the local (WIB) month to report",
+		  &ro.month, NULL },
+		{ "region", "CODE", "only this region and what is under it: "
+		  "32.73 a city, 32.73.01 a kecamatan (default: all)",
+		  &ro.region, NULL },
+		{ "html", "FILE", "also write a self-contained HTML page with "
+		  "charts", &ro.html, NULL },
+		{ NULL, NULL, NULL, NULL, NULL },
+	};
+	const char *syn = "kanalctl report --pg CONNINFO --month YYYY-MM "
+	    "[--region CODE] [--html FILE]";
+	PGconn *conn;
+	char err[1024];
+	int r;
+
+	r = opts_parse("kanalctl", argc, argv, o, syn, "Prints the month's "
+	    "digital take-up, self-service and completion rates, mean\n"
+	    "times and counts, with the change from the month before: in "
+	    "total, by service\n(most manual transactions first) and by "
+	    "kecamatan (lowest take-up first).\n--html writes the same as one "
+	    "page with charts and no external files.\nExit 0; 1: no events "
+	    "that month in the region, or an error; 2: usage.");
+	if (r != 0)
+		return r > 0 ? 0 : EXIT_USAGE;
+	if (ro.month == NULL) {
+		fprintf(stderr, "kanalctl report: --month is required (see "
+		    "--help)\n");
+		return EXIT_USAGE;
+	}
+	if (report_check(&ro, err, sizeof(err)) == -1) {
+		fprintf(stderr, "kanalctl report: %s\n", err);
+		return EXIT_USAGE;
+	}
+	conn = PQconnectdb(pg);
+	if (PQstatus(conn) != CONNECTION_OK) {
+		fprintf(stderr, "kanalctl report: cannot connect: %s",
+		    PQerrorMessage(conn));
+		PQfinish(conn);
+		return 1;
+	}
+	r = report_run(conn, &ro, stdout, err, sizeof(err));
+	PQfinish(conn);
+	if (r != 0)
+		fprintf(stderr, "kanalctl report: %s\n", err);
+	return r == 0 ? 0 : 1;
 }

@@ -44,6 +44,13 @@ int report_check(const struct report_opts *o, char *err, size_t errlen);
 int report_run(PGconn *conn, const struct report_opts *o, FILE *out,
     char *err, size_t errlen);
 
+/*
+ * `kanalctl report`: argv[0] is "report". Parses the options (tools/opts.h),
+ * connects, runs the report. Returns the exit status: 0, 1 (no events that
+ * month, or an error, printed on stderr), 2 (usage).
+ */
+int report_main(int argc, char **argv);
+
 /* Formatting, exposed for the unit tests; each writes a NUL-terminated
    string into buf (always at least 32 bytes) and can't fail. */
 
