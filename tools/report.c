@@ -853,9 +853,10 @@ chart_kecamatan(FILE *out, const struct rows *kec, const struct row *all,
 		snprintf(desc, sizeof(desc), "Horizontal bars, one per "
 		    "kecamatan (%zu), from the highest digital take-up to the "
 		    "lowest: highest %s, %s; lowest %s, %s. Take-up is the "
-		    "share of completed transactions that were digital; the "
-		    "dashed line is %s as a whole, %s.", n, b[0].label,
-		    b[0].shown, b[last].label, b[last].shown, scope, ref);
+		    "share of completed transactions that were digital; %s "
+		    "as a whole: %s%s.", n, b[0].label, b[0].shown,
+		    b[last].label, b[last].shown, scope, ref, n > 1 ?
+		    " (the dashed line)" : "");
 	} else
 		snprintf(desc, sizeof(desc), "No kecamatan has completed "
 		    "transactions in %s.", month);
@@ -869,7 +870,8 @@ chart_kecamatan(FILE *out, const struct rows *kec, const struct row *all,
 	ch.ticks = 5;
 	ch.pct = 1;
 	ch.label_w = 180;
-	ch.ref = take_up(&all->cur);
+	/* The whole scope's line says nothing beside a single bar. */
+	ch.ref = n > 1 ? take_up(&all->cur) : -1;
 	snprintf(ref_label, sizeof(ref_label), "%s %s", scope, ref);
 	ch.ref_label = ref_label;
 	svg_hbars(out, &ch, b, n);
@@ -987,7 +989,10 @@ chart_trend(FILE *out, const struct rows *tr)
 	for (size_t i = first; i < tr->n; i++)
 		if (take_up(&tr->v[i].cur) > max)
 			max = take_up(&tr->v[i].cur);
-	ymax = ceil(max * 10 - 1e-9) / 10;
+	/* Round up to the next 10%, with room for the labels over the bars. */
+	ymax = ceil((max + 0.04) * 10) / 10;
+	if (ymax > 1.0)
+		ymax = 1.0;
 	if (ymax < 0.1)
 		ymax = 0.1;
 	slot = plot / (int)(n > 0 ? n : 1);
