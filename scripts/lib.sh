@@ -21,6 +21,7 @@ KANAL_PACKAGES=(
     systemd   # tests/test_systemd.sh: systemd-analyze verify / security
     prometheus  # tests/test_e2e_metrics.c: promtool check metrics (the only package with it)
     clang libclang-rt-14-dev  # scripts/fuzz: libFuzzer and the ASan/UBSan runtimes (tests/fuzz)
+    chromium  # tests/test_pg_report_html.c: renders kanalctl report's HTML headless
 )
 
 # Name of the calling script, for messages ("scripts/pg", "scripts/dev", ...).

@@ -7,10 +7,11 @@
  *   kanalctl send       send events built from flags
  *   kanalctl demo       send realistic Kota Bandung traffic
  *   kanalctl wal        check, repair and dump a write-ahead log
+ *   kanalctl report     a month's indicators as a table and an HTML page
  *
  * Each subcommand has --help. Exit status: 0 success, 1 failure (for wal
- * check: damage found), 2 usage error, 3 (send) the batch was answered but
- * some events were rejected.
+ * check: damage found; for report: no events that month), 2 usage error,
+ * 3 (send) the batch was answered but some events were rejected.
  */
 #include <errno.h>
 #include <limits.h>
@@ -26,6 +27,7 @@
 #include "httpc.h"
 #include "migrate.h"
 #include "opts.h"
+#include "report.h"
 #include "sendfile.h"
 #include "sources.h"
 #include "validate.h"
@@ -658,6 +660,7 @@ usage(FILE *out)
 	    "  send        send events built from flags to kanald\n"
 	    "  demo        send realistic Kota Bandung traffic to kanald\n"
 	    "  wal         check, repair or dump kanald's write-ahead log\n"
+	    "  report      a month's indicators as a table and an HTML page\n"
 	    "  version     print the version\n"
 	    "\n"
 	    "kanalctl COMMAND --help describes each.\n");
@@ -690,6 +693,8 @@ main(int argc, char **argv)
 		return cmd_demo(argc - 1, argv + 1);
 	if (strcmp(argv[1], "wal") == 0)
 		return cmd_wal(argc - 1, argv + 1);
+	if (strcmp(argv[1], "report") == 0)
+		return report_main(argc - 1, argv + 1);
 	fprintf(stderr, "kanalctl: unknown command \"%s\"\n", argv[1]);
 	usage(stderr);
 	return EXIT_USAGE;
