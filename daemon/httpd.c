@@ -42,6 +42,7 @@ struct httpd {
 	void *metrics_arg;
 	struct tls *tls;
 	struct timeval deadline;	/* for a whole request: timeout */
+	size_t max_input;		/* read no further ahead than this */
 	struct conn **by_fd;		/* open connections by socket */
 	size_t nby_fd;
 	struct event *resume;		/* re-enables a paused listener */
@@ -71,9 +72,17 @@ struct conn_start {
  * An open connection. evhttp's timeout is one of inactivity, re-armed by
  * every byte read, so a client that trickles a byte at a time would keep
  * its connection forever: each connection also has a deadline for a whole
- * request, armed when it is accepted and again when an answer has been
- * sent, and disarmed when a request has arrived whole (handle). At the
- * deadline the connection is closed, whatever it was sending.
+ * request, armed when it is accepted and again when an answer is sent
+ * (and once more when it has gone out), and disarmed while a request that
+ * arrived whole is worked on (handle up to send_reply). At the deadline
+ * the connection is closed, whatever it was sending or failing to read:
+ * a client that does not read its answers loses the connection as one
+ * that does not send its request does.
+ *
+ * While an answer is being written evhttp does not parse, but the
+ * bufferevent still reads: the read high-water mark (max_input: a whole
+ * request, headers and body, and some) stops it, so what a client sends
+ * ahead is never buffered beyond that.
  */
 struct conn {
 	struct httpd *hd;
@@ -100,6 +109,8 @@ status_phrase(int status)
 	}
 }
 
+static void send_reply(struct evhttp_request *, int);
+
 static void
 send_text(struct evhttp_request *req, int status, const char *text)
 {
@@ -108,7 +119,7 @@ send_text(struct evhttp_request *req, int status, const char *text)
 
 	evhttp_add_header(h, "Content-Type", "text/plain; charset=utf-8");
 	evbuffer_add(out, text, strlen(text));
-	evhttp_send_reply(req, status, status_phrase(status), NULL);
+	send_reply(req, status);
 }
 
 static void
@@ -127,7 +138,7 @@ reply_cb(void *arg, const struct ingest_reply *r)
 		evhttp_add_header(h, "Retry-After", ra);
 	}
 	evbuffer_add(out, r->body, r->len);
-	evhttp_send_reply(req, r->status, status_phrase(r->status), NULL);
+	send_reply(req, r->status);
 }
 
 static int64_t
@@ -169,7 +180,7 @@ handle_metrics(struct httpd *hd, struct evhttp_request *req)
 	}
 	evhttp_add_header(evhttp_request_get_output_headers(req),
 	    "Content-Type", METRICS_CONTENT_TYPE);
-	evhttp_send_reply(req, 200, status_phrase(200), NULL);
+	send_reply(req, 200);
 }
 
 static void
@@ -334,6 +345,22 @@ request_arrived(struct httpd *hd, struct evhttp_request *req)
 	evhttp_request_set_on_complete_cb(req, answer_sent, c);
 }
 
+/*
+ * Queues the answer to req and starts its connection's deadline again. The
+ * connection is looked up first: it is still there after evhttp_send_reply,
+ * which only queues (with the client gone, req has no connection and is
+ * freed there).
+ */
+static void
+send_reply(struct evhttp_request *req, int status)
+{
+	struct conn *c = accepting != NULL ? conn_of(accepting, req) : NULL;
+
+	evhttp_send_reply(req, status, status_phrase(status), NULL);
+	if (c != NULL)
+		evtimer_add(c->deadline, &c->hd->deadline);
+}
+
 /* Tracks a new connection; -1 when out of memory (the caller closes it). */
 static int
 track(struct httpd *hd, struct evhttp_connection *evcon,
@@ -367,6 +394,7 @@ track(struct httpd *hd, struct evhttp_connection *evcon,
 	c->evcon = evcon;
 	c->fd = fd;
 	hd->by_fd[fd] = c;
+	bufferevent_setwatermark(bev, EV_READ, 0, hd->max_input);
 	evhttp_connection_set_closecb(evcon, connection_closed, c);
 	evtimer_add(c->deadline, &hd->deadline);
 	return 0;
@@ -567,6 +595,8 @@ httpd_new(struct event_base *base, const struct httpd_config *cfg,
 		goto fail;
 	evhttp_set_bevcb(hd->http, new_connection, hd);
 	evhttp_set_max_body_size(hd->http, (ev_ssize_t)cfg->max_body_size);
+	hd->max_input = (size_t)(cfg->max_header_size + cfg->max_body_size) +
+	    (64 << 10);
 	evhttp_set_max_headers_size(hd->http,
 	    (ev_ssize_t)cfg->max_header_size);
 	{

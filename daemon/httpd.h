@@ -35,8 +35,13 @@ struct ingest;
 struct httpd;
 struct tls;
 
-/* Files kept for everything but client connections. */
-#define HTTPD_FD_RESERVE 64
+/*
+ * Files kept for everything but client connections: 64 for the WAL,
+ * PostgreSQL and the rest, and 128 more because the listener accepts
+ * what its backlog (128 in evhttp 2.1) holds before the ones over the cap
+ * are closed, so at the cap up to that many sockets are open at once.
+ */
+#define HTTPD_FD_RESERVE (64 + 128)
 
 /* Fills why and returns 0 when not ready; returns 1 when ready. */
 typedef int httpd_ready_fn(void *arg, char *why, size_t len);

@@ -91,6 +91,7 @@ ingest_new(struct agg *a, const struct ingest_config *cfg)
 	in->limit = ratelimit_new(cfg->rate_limit, cfg->rate_limit_burst);
 	if (in->arena == NULL || in->limit == NULL) {
 		arena_free(in->arena);
+		ratelimit_free(in->limit);
 		free(in);
 		return NULL;
 	}
@@ -204,6 +205,16 @@ rate_check(struct ingest *in, const struct source *src, size_t nev,
 	return -1;
 }
 
+/* A batch that rate_check let through was refused with a 503 after all. */
+static void
+rate_give_back(struct ingest *in, const struct source *src, size_t nev)
+{
+	const char *name = source_name(src);
+
+	if (in->cfg.rate_limit != 0)
+		ratelimit_give_back(in->limit, name, strlen(name), nev);
+}
+
 /* The rejections an answer reports, by reason, go into the stats. */
 static void
 count_rejected(struct ingest *in, const uint32_t by[INGEST_REASONS])
@@ -294,10 +305,10 @@ durable(void *arg, int ok)
 
 /*
  * Appends the accepted events to the WAL; the reply goes out from
- * durable() once they are synced. On failure the request is answered 503
- * at once: nothing of it was kept.
+ * durable() once they are synced; 0. On failure the request is answered
+ * 503 at once (nothing of it was kept) and -1 is returned.
  */
-static void
+static int
 commit(struct ingest *in, const struct source *src, const char *batch_id,
     const struct agg_event *acc, size_t nacc, uint32_t nrej,
     const uint32_t rejected_by[INGEST_REASONS], int64_t now_ms,
@@ -356,13 +367,14 @@ commit(struct ingest *in, const struct source *src, const char *batch_id,
 		else
 			reply_error(in, 503, "wal_unavailable", "the write-ahead "
 			    "log cannot be written; retry later", reply, arg);
-		return;
+		return -1;
 	}
 	in->inflight++;
-	return;
+	return 0;
 nomem:
 	reply_error(in, 503, "overloaded", "out of memory; retry later", reply,
 	    arg);
+	return -1;
 }
 
 void
@@ -538,6 +550,7 @@ ingest_batch(struct ingest *in, const char *auth, const char *content_type,
 		rej = arena_alloc(in->arena, nev * sizeof(*rej));
 		rejp = arena_alloc(in->arena, nev * sizeof(*rejp));
 		if (acc == NULL || rej == NULL || rejp == NULL) {
+			rate_give_back(in, src, nev);
 			reply_error(in, 503, "overloaded", "out of memory; retry "
 			    "later", reply, arg);
 			goto out;
@@ -588,6 +601,7 @@ ingest_batch(struct ingest *in, const char *auth, const char *content_type,
 	ack.rejections = rejp;
 	ack.batch_id = batch->batch_id;
 	if (pack_ack(in, &ack, json, &r.len) == -1) {
+		rate_give_back(in, src, nev);
 		reply_error(in, 503, "overloaded", "out of memory; retry later",
 		    reply, arg);
 		goto out;
@@ -600,8 +614,9 @@ ingest_batch(struct ingest *in, const char *auth, const char *content_type,
 		reply(arg, &r);
 		goto out;
 	}
-	commit(in, src, batch->batch_id, acc, nacc, (uint32_t)nrej,
-	    rejected_by, now_ms, r.content_type, r.len, reply, arg);
+	if (commit(in, src, batch->batch_id, acc, nacc, (uint32_t)nrej,
+	    rejected_by, now_ms, r.content_type, r.len, reply, arg) == -1)
+		rate_give_back(in, src, nev);
 out:
 	arena_reset(in->arena);
 }

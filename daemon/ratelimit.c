@@ -171,3 +171,20 @@ ratelimit_take(struct ratelimit *rl, const char *key, size_t keylen,
 	b->limited = 1;
 	return RATELIMIT_LIMITED;
 }
+
+void
+ratelimit_give_back(struct ratelimit *rl, const char *key, size_t keylen,
+    uint64_t n)
+{
+	struct bucket *b;
+	uint64_t full = rl->burst * MILLI;
+
+	if (rl->rate == 0 || rl->cap == 0 || n > rl->burst)
+		return;
+	if (keylen >= KEY_MAX)
+		keylen = KEY_MAX - 1;
+	b = slot(rl->b, rl->cap, key, keylen);
+	if (!b->used)
+		return;
+	b->tokens = full - b->tokens <= n * MILLI ? full : b->tokens + n * MILLI;
+}

@@ -51,5 +51,13 @@ uint64_t ratelimit_burst(const struct ratelimit *rl);
 enum ratelimit_verdict ratelimit_take(struct ratelimit *rl, const char *key,
     size_t keylen, uint64_t n, int64_t now_ms, unsigned *retry_after_s,
     int *first);
+/*
+ * Gives back n tokens that ratelimit_take took for a batch that was then
+ * refused for the daemon's own reasons (WAL full, out of memory): the
+ * client sends it again, and must not pay twice. The bucket never holds
+ * more than burst.
+ */
+void ratelimit_give_back(struct ratelimit *rl, const char *key,
+    size_t keylen, uint64_t n);
 
 #endif

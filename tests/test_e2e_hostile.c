@@ -1118,6 +1118,101 @@ test_a_trickling_request_is_closed_at_its_deadline(void **state)
 	assert_still_served();
 }
 
+/* kanald's resident memory in KiB, from /proc. */
+static long
+kanald_rss_kib(void)
+{
+	char path[64], line[256];
+	long kib = -1;
+	FILE *fp;
+
+	snprintf(path, sizeof(path), "/proc/%d/status", (int)f->k.pid);
+	if ((fp = fopen(path, "r")) == NULL)
+		fail_msg("%s: %s", path, strerror(errno));
+	while (fgets(line, sizeof(line), fp) != NULL)
+		if (sscanf(line, "VmRSS: %ld kB", &kib) == 1)
+			break;
+	fclose(fp);
+	return kib;
+}
+
+/*
+ * A client that pipelines requests without end and never reads the
+ * answers (its receive buffer as small as the kernel allows, set before
+ * connecting so that the window is small from the start): once an answer
+ * waits to be written evhttp parses nothing, and without a read
+ * high-water mark kanald would buffer whatever came (hundreds of MB a
+ * second over loopback). It must stop
+ * reading at about one whole request (4 KiB of headers + 64 KiB of body
+ * here, and a little more), so the client's sends stall on full socket
+ * buffers, and the connection is closed at the deadline. Bounded: 256 MiB
+ * or 10 s, whichever comes first.
+ */
+#define FLOOD_MAX	(256u << 20)
+static void
+test_a_client_that_never_reads_cannot_make_kanald_buffer(void **state)
+{
+	static const char req[] = "GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n";
+	static char chunk[64 << 10];
+	struct sockaddr_in sa;
+	size_t sent = 0, len = 0;
+	long rss0, rss1;
+	int fd, small = 1, closed = 0;
+	struct timeval t0, now;
+
+	(void)state;
+	rss0 = kanald_rss_kib();
+	while (len + sizeof(req) - 1 <= sizeof(chunk)) {
+		memcpy(chunk + len, req, sizeof(req) - 1);
+		len += sizeof(req) - 1;
+	}
+	fd = socket(AF_INET, SOCK_STREAM, 0);
+	assert_true(fd >= 0);
+	setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &small, sizeof(small));
+	memset(&sa, 0, sizeof(sa));
+	sa.sin_family = AF_INET;
+	sa.sin_port = htons((uint16_t)f->k.port);
+	sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	if (connect(fd, (struct sockaddr *)&sa, sizeof(sa)) == -1)
+		fail_msg("connect: %s", strerror(errno));
+	assert_int_equal(fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK),
+	    0);
+	gettimeofday(&t0, NULL);
+	for (;;) {
+		struct pollfd pfd = { .fd = fd, .events = POLLOUT };
+		ssize_t w;
+
+		gettimeofday(&now, NULL);
+		if (sent >= FLOOD_MAX || (now.tv_sec - t0.tv_sec) * 1000 +
+		    (now.tv_usec - t0.tv_usec) / 1000 > 10000)
+			break;
+		if (poll(&pfd, 1, 100) == 1 && (pfd.revents & (POLLERR |
+		    POLLHUP))) {
+			closed = 1;
+			break;
+		}
+		/* From where the last send stopped: requests stay whole. */
+		w = send(fd, chunk + sent % len, len - sent % len,
+		    MSG_NOSIGNAL);
+		if (w > 0)
+			sent += (size_t)w;
+		else if (w == -1 && errno != EAGAIN && errno != EINTR) {
+			closed = 1;	/* EPIPE, ECONNRESET: kanald closed it */
+			break;
+		}
+	}
+	rss1 = kanald_rss_kib();
+	close(fd);
+	print_message("never-reading client: %zu KiB taken in, closed=%d, "
+	    "kanald RSS %ld -> %ld KiB\n", sent >> 10, closed, rss0, rss1);
+	if (sent >= FLOOD_MAX)
+		fail_msg("kanald took in %zu MiB from a client that reads "
+		    "nothing", sent >> 20);
+	assert_true(closed);
+	assert_true(rss1 - rss0 < 32 * 1024);
+	assert_still_served();
+}
+
 /*
  * kanald writes as kanal_ingest, and a login that is only a member of
  * kanal_ingest (how an operator would give it a password of its own)
@@ -1221,6 +1316,8 @@ main(void)
 		    test_slow_clients_are_closed_while_others_are_served),
 		cmocka_unit_test(
 		    test_a_trickling_request_is_closed_at_its_deadline),
+		cmocka_unit_test(
+		    test_a_client_that_never_reads_cannot_make_kanald_buffer),
 		cmocka_unit_test(test_a_member_of_kanal_ingest_is_enough),
 		cmocka_unit_test(
 		    test_every_accepted_event_is_counted_and_the_log_is_clean),

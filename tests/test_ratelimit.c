@@ -153,12 +153,56 @@ test_many_sources_keep_their_buckets(void **state)
 	ratelimit_free(NULL);
 }
 
+/*
+ * Tokens given back (a batch refused 503 after it was let through) are
+ * there for the retry, never beyond the burst; giving back to a source
+ * never seen, or with no limit, changes nothing.
+ */
+static void
+test_given_back_tokens_pay_for_the_retry(void **state)
+{
+	struct ratelimit *rl = ratelimit_new(10, 20);
+	struct ratelimit *off = ratelimit_new(0, 0);
+	unsigned retry;
+	int first;
+
+	(void)state;
+	assert_non_null(rl);
+	assert_non_null(off);
+	ratelimit_give_back(rl, "a", 1, 5);	/* no bucket yet: no-op */
+	ratelimit_give_back(off, "a", 1, 5);
+	assert_int_equal(ratelimit_take(rl, "a", 1, 15, T0, &retry, &first),
+	    RATELIMIT_OK);
+	/* 5 left: 15 more only after the 15 come back. */
+	assert_int_equal(ratelimit_take(rl, "a", 1, 15, T0, &retry, &first),
+	    RATELIMIT_LIMITED);
+	ratelimit_give_back(rl, "a", 1, 15);
+	assert_int_equal(ratelimit_take(rl, "a", 1, 15, T0, &retry, &first),
+	    RATELIMIT_OK);
+	/* Giving back more than was taken stops at the burst (20). */
+	ratelimit_give_back(rl, "a", 1, 20);
+	ratelimit_give_back(rl, "a", 1, 20);
+	assert_int_equal(ratelimit_take(rl, "a", 1, 20, T0, &retry, &first),
+	    RATELIMIT_OK);
+	assert_int_equal(ratelimit_take(rl, "a", 1, 1, T0, &retry, &first),
+	    RATELIMIT_LIMITED);
+	/* Another source's bucket is untouched by a's. */
+	ratelimit_give_back(rl, "b", 1, 20);
+	assert_int_equal(ratelimit_take(rl, "b", 1, 20, T0, &retry, &first),
+	    RATELIMIT_OK);
+	assert_int_equal(ratelimit_take(rl, "b", 1, 1, T0, &retry, &first),
+	    RATELIMIT_LIMITED);
+	ratelimit_free(rl);
+	ratelimit_free(off);
+}
+
 int
 main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_scripts),
 		cmocka_unit_test(test_many_sources_keep_their_buckets),
+		cmocka_unit_test(test_given_back_tokens_pay_for_the_retry),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
