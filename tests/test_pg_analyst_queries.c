@@ -23,33 +23,33 @@
 #include "harness.h"
 
 #define NQUERIES 10
+#define README_QUERY NQUERIES	/* README's "An analyst's first query" */
 
-static char *queries[NQUERIES];
+static char *queries[NQUERIES + 1];
 
 static void
 free_queries(void)
 {
-	for (int i = 0; i < NQUERIES; i++) {
+	for (int i = 0; i <= NQUERIES; i++) {
 		free(queries[i]);
 		queries[i] = NULL;
 	}
 }
 
 /*
- * Reads docs/analysts.md and copies out every block fenced by a line
- * "```sql" and a line "```"; fails the test unless there are exactly ten.
+ * Copies every block of the file rel (in the source tree) fenced by a line
+ * "```sql" and a line "```" into queries[first], queries[first + 1], ...;
+ * fails the test if there are more than max. Returns how many.
  */
-static void
-load_queries(void)
+static size_t
+load_blocks(const char *rel, size_t first, size_t max)
 {
 	char path[600], line[1024];
 	size_t nq = 0, len = 0, cap = 0;
 	char *cur = NULL;
 	FILE *fp;
 
-	free_queries();
-	snprintf(path, sizeof(path), "%s/docs/analysts.md",
-	    th_env("KANAL_SOURCE_DIR"));
+	snprintf(path, sizeof(path), "%s/%s", th_env("KANAL_SOURCE_DIR"), rel);
 	fp = fopen(path, "r");
 	if (fp == NULL)
 		fail_msg("%s: %s", path, strerror(errno));
@@ -59,9 +59,9 @@ load_queries(void)
 		if (cur == NULL) {
 			if (strcmp(line, "```sql\n") != 0)
 				continue;
-			if (nq == NQUERIES)
-				fail_msg("%s: more than %d ```sql blocks", path,
-				    NQUERIES);
+			if (nq == max)
+				fail_msg("%s: more than %zu ```sql blocks", path,
+				    max);
 			cap = 4096;
 			len = 0;
 			cur = calloc(1, cap);
@@ -70,7 +70,7 @@ load_queries(void)
 			continue;
 		}
 		if (strcmp(line, "```\n") == 0) {
-			queries[nq++] = cur;
+			queries[first + nq++] = cur;
 			cur = NULL;
 			continue;
 		}
@@ -88,9 +88,21 @@ load_queries(void)
 	fclose(fp);
 	if (cur != NULL)
 		fail_msg("%s: a ```sql block is not closed", path);
-	if (nq != NQUERIES)
-		fail_msg("%s: %zu ```sql blocks, want exactly %d", path, nq,
-		    NQUERIES);
+	return nq;
+}
+
+/* The ten of docs/analysts.md (exactly ten) and the README's one. */
+static void
+load_queries(void)
+{
+	size_t n;
+
+	free_queries();
+	if ((n = load_blocks("docs/analysts.md", 0, NQUERIES)) != NQUERIES)
+		fail_msg("docs/analysts.md: %zu ```sql blocks, want exactly "
+		    "%d", n, NQUERIES);
+	if (load_blocks("README.md", README_QUERY, 1) != 1)
+		fail_msg("README.md: no ```sql block");
 }
 
 static int
@@ -142,8 +154,9 @@ run_query(PGconn *c, int i, char *out, size_t len)
 	int rows;
 
 	if (PQresultStatus(r) != PGRES_TUPLES_OK)
-		fail_msg("docs/analysts.md query %d failed as kanal_analyst: "
-		    "%s", i + 1, PQresultErrorMessage(r));
+		fail_msg("%s query %d failed as kanal_analyst: %s",
+		    i == README_QUERY ? "README.md" : "docs/analysts.md",
+		    i + 1, PQresultErrorMessage(r));
 	rows = PQntuples(r);
 	out[0] = '\0';
 	for (int row = 0; row < rows; row++)
@@ -189,12 +202,13 @@ test_every_query_runs_on_demo_data(void **state)
 	    "kanal.usage_hourly") > 20000);
 
 	a = analyst_connect(f->db);
-	for (int i = 0; i < NQUERIES; i++) {
+	for (int i = 0; i <= NQUERIES; i++) {
 		int rows = run_query(a, i, out, sizeof(out));
 
 		if (rows == 0)
-			fail_msg("docs/analysts.md query %d returned no rows "
-			    "on demo data", i + 1);
+			fail_msg("%s query %d returned no rows on demo data",
+			    i == README_QUERY ? "README.md" : "docs/analysts.md",
+			    i + 1);
 	}
 	PQfinish(a);
 }
@@ -313,6 +327,13 @@ test_queries_give_known_figures(void **state)
 	}
 	/* The other one runs too (its figures depend on today's date). */
 	run_query(a, 6, out, sizeof(out));
+	/*
+	 * The README's first query, by kecamatan: the kelurahan row
+	 * (32.73.01.1001, 10 web) counts in Sukasari, lowest take-up first.
+	 */
+	run_query(a, README_QUERY, out, sizeof(out));
+	if (strcmp(out, "Sukasari|40|80|40.0\nCoblong|50|55|47.6\n") != 0)
+		fail_msg("README.md's query on known counts:\ngot:\n%s", out);
 	PQfinish(a);
 }
 

@@ -8,6 +8,16 @@
 #   KANAL_URL=http://127.0.0.1:8080 KANAL_TOKEN=... \
 #       docs/examples/csv-forward.sh docs/examples/loket-export.csv
 #
+# The sample is dated 2-27 November 2026, and kanald refuses events more
+# than event-max-age (7 days) old as too_old. To try it on another day,
+# date every row yesterday (the WIB date):
+#
+#   LOKET_DATE=$(TZ=Asia/Jakarta date -d yesterday +%d/%m/%Y) \
+#   KANAL_URL=... KANAL_TOKEN=... docs/examples/csv-forward.sh docs/examples/loket-export.csv
+#
+# kanalctl is the one on PATH, else this checkout's build/tools/kanalctl;
+# KANALCTL names another.
+#
 # The export (docs/examples/loket-export.csv is a sample) is what the
 # Dukcapil front-office queue system of a kota writes every evening: a
 # spreadsheet-style CSV with ';' between fields (a ',' is the decimal
@@ -44,9 +54,18 @@ if [ $# -ne 1 ]; then
     exit 2
 fi
 export_file=$1
-kanalctl=${KANALCTL:-kanalctl}
+if [ -n "${KANALCTL:-}" ]; then
+    kanalctl=$KANALCTL
+elif command -v kanalctl >/dev/null 2>&1; then
+    kanalctl=kanalctl
+elif [ -x "$(dirname "$0")/../../build/tools/kanalctl" ]; then
+    kanalctl="$(dirname "$0")/../../build/tools/kanalctl"
+else
+    echo "$0: kanalctl not found: install kanal, build it, or set KANALCTL" >&2
+    exit 1
+fi
 
-awk -F';' '
+awk -F';' -v date="${LOKET_DATE:-}" '
 BEGIN {
     # kode_layanan -> kanal service code (schema/ seeds the catalogue).
     svc["KTP-EL"] = "dukcapil.ktp-el"
@@ -121,6 +140,8 @@ NR == 1 {
 }
 
 {
+    if (date != "")
+        $2 = date    # LOKET_DATE: every row on that day (trying the sample)
     split($2, d, "/")
     split($3, t, ".")
     at = sprintf("%s-%s-%sT%s:%s:00+07:00", d[3], d[2], d[1], t[1], t[2])
