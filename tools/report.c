@@ -801,6 +801,15 @@ svg_hbars(FILE *out, const struct hchart *ch, const struct hbar *b, size_t n)
 			fputs(": ", out);
 			report_html_escape(out, b[i].shown);
 			fputs("</title></rect>\n", out);
+			/*
+			 * A white plate under the value, so that the dashed
+			 * reference line never runs through its digits (11 px
+			 * text: at most ~7 px a character).
+			 */
+			if (ch->ref >= 0)
+				fprintf(out, "<rect x=\"%d\" y=\"%d\" width=\"%zu\" "
+				    "height=\"14\" fill=\"#fff\"/>\n", x0 + w + 4,
+				    y + 4, strlen(b[i].shown) * 7 + 4);
 			svg_text(out, x0 + w + 6, y + 15, "start", "value",
 			    b[i].shown);
 		}
