@@ -807,9 +807,10 @@ svg_hbars(FILE *out, const struct hchart *ch, const struct hbar *b, size_t n)
 			 * text: at most ~7 px a character).
 			 */
 			if (ch->ref >= 0)
-				fprintf(out, "<rect x=\"%d\" y=\"%d\" width=\"%zu\" "
-				    "height=\"14\" fill=\"#fff\"/>\n", x0 + w + 4,
-				    y + 4, strlen(b[i].shown) * 7 + 4);
+				fprintf(out, "<rect x=\"%d\" y=\"%d\" "
+				    "width=\"%zu\" height=\"14\" "
+				    "fill=\"#fff\"/>\n", x0 + w + 4, y + 4,
+				    strlen(b[i].shown) * 7 + 4);
 			svg_text(out, x0 + w + 6, y + 15, "start", "value",
 			    b[i].shown);
 		}
