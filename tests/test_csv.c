@@ -17,6 +17,7 @@
 #include <string.h>
 
 #include "csv.h"
+#include "sendfile.h"
 
 /*
  * Reads all of in and writes each record as "LINE:f1|f2;" and each
@@ -99,6 +100,72 @@ test_reader_cases(void **state)
 		if (strcmp(out, read_cases[i].want) != 0)
 			fail_msg("%s: got \"%s\", want \"%s\"",
 			    read_cases[i].name, out, read_cases[i].want);
+	}
+}
+
+/*
+ * A NUL byte would cut a field short ("web\0garbage" read as "web", a
+ * citizen_ref sent as another pseudonym): its record is refused, quoted
+ * or not, and the reader goes on.
+ */
+static void
+test_reader_refuses_a_nul_byte(void **state)
+{
+	static const char in[] = "a,web\0garbage\n\"q\0\",b\nok,1\n";
+	FILE *f = fmemopen((void *)in, sizeof(in) - 1, "r");
+	struct csv_reader *r;
+	char err[256];
+	uint64_t line;
+
+	(void)state;
+	assert_non_null(f);
+	r = csv_reader_new(f);
+	assert_non_null(r);
+	assert_int_equal(csv_next(r, &line, err, sizeof(err)), -1);
+	assert_int_equal(line, 1);
+	assert_string_equal(err, "a NUL byte in the record");
+	assert_int_equal(csv_next(r, &line, err, sizeof(err)), -1);
+	assert_int_equal(line, 2);
+	assert_int_equal(csv_next(r, &line, err, sizeof(err)), 1);
+	assert_int_equal(line, 3);
+	assert_string_equal(csv_field(r, 0), "ok");
+	assert_int_equal(csv_next(r, &line, err, sizeof(err)), 0);
+	csv_reader_free(r);
+	fclose(f);
+}
+
+/*
+ * kanalctl send's progress bar: a share of SENDFILE_BAR characters, and a
+ * file that grew while it was read (more bytes than its size at the
+ * start) shows full at 100%, never past the bar's end.
+ */
+static void
+test_progress_bar(void **state)
+{
+	static const struct {
+		uint64_t bytes, size;
+		const char *bar;
+		unsigned pct;
+	} cases[] = {
+		{ 0, 100, "........................", 0 },
+		{ 50, 100, "############............", 50 },
+		{ 100, 100, "########################", 100 },
+		{ 400, 100, "########################", 100 },
+		{ UINT64_MAX / 2, 3, "########################", 100 },
+		{ 7, 0, "........................", 0 },
+	};
+	char bar[SENDFILE_BAR + 8];
+	unsigned pct;
+
+	(void)state;
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		memset(bar, 'Z', sizeof(bar));
+		sendfile_bar(bar, cases[i].bytes, cases[i].size, &pct);
+		assert_string_equal(bar, cases[i].bar);
+		assert_int_equal(pct, cases[i].pct);
+		/* Nothing written past the bar and its NUL. */
+		for (size_t j = SENDFILE_BAR + 1; j < sizeof(bar); j++)
+			assert_int_equal(bar[j], 'Z');
 	}
 }
 
@@ -460,6 +527,8 @@ main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_reader_cases),
 		cmocka_unit_test(test_reader_refuses_a_huge_record),
+		cmocka_unit_test(test_reader_refuses_a_nul_byte),
+		cmocka_unit_test(test_progress_bar),
 		cmocka_unit_test(test_reader_raw_and_bytes),
 		cmocka_unit_test(test_header_cases),
 		cmocka_unit_test(test_row_cases),

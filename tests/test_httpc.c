@@ -2,14 +2,24 @@
 /*
  * httpc_url_parse: which base URLs kanalctl takes, with the scheme, host
  * and port it reads from them, and a specific message for the others.
- * The connections themselves are tested end to end (test_e2e_tls_client,
+ * And what httpc makes of the answers of a hostile or broken server (a
+ * one-shot server on loopback, in a child process): sizes that would wrap
+ * or exhaust memory are refused with a message, never trusted. The
+ * connections themselves are tested end to end (test_e2e_tls_client,
  * test_client_retry).
  */
+#include <arpa/inet.h>
+#include <netinet/in.h>
 #include <setjmp.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <string.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #include <cmocka.h>
 
@@ -118,6 +128,119 @@ test_unreadable_ca_file_is_refused_at_once(void **state)
 	httpc_free(c);
 }
 
+/*
+ * A server on a loopback port of its own that reads one request and
+ * answers with answer, then closes. Returns the child's pid; *port gets
+ * the port.
+ */
+static pid_t
+serve_once(const char *answer, int *port)
+{
+	struct sockaddr_in sa;
+	socklen_t sl = sizeof(sa);
+	int lfd = socket(AF_INET, SOCK_STREAM, 0);
+	pid_t pid;
+
+	assert_true(lfd >= 0);
+	memset(&sa, 0, sizeof(sa));
+	sa.sin_family = AF_INET;
+	sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	assert_int_equal(bind(lfd, (struct sockaddr *)&sa, sizeof(sa)), 0);
+	assert_int_equal(listen(lfd, 1), 0);
+	assert_int_equal(getsockname(lfd, (struct sockaddr *)&sa, &sl), 0);
+	*port = ntohs(sa.sin_port);
+	pid = fork();
+	assert_true(pid >= 0);
+	if (pid == 0) {
+		char buf[4096];
+		int fd = accept(lfd, NULL, NULL);
+
+		if (fd >= 0) {
+			(void)recv(fd, buf, sizeof(buf), 0);
+			(void)send(fd, answer, strlen(answer), MSG_NOSIGNAL);
+			close(fd);
+		}
+		_exit(0);
+	}
+	close(lfd);
+	return pid;
+}
+
+static const struct {
+	const char *name, *answer;
+	const char *error;	/* NULL: answered; else a part of err */
+	const char *body;
+} answers[] = {
+	{ "a plain answer", "HTTP/1.1 200 OK\r\nContent-Length: 3\r\n\r\nabc",
+	  NULL, "abc" },
+	{ "a chunked answer",
+	  "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n"
+	  "3;ext=1\r\nabc\r\n2\r\nde\r\n0\r\n\r\n", NULL, "abcde" },
+	{ "a body to the end", "HTTP/1.1 200 OK\r\nConnection: close\r\n\r\n"
+	  "to the end", NULL, "to the end" },
+	{ "a negative Content-Length",
+	  "HTTP/1.1 200 OK\r\nContent-Length: -1\r\n\r\nabc",
+	  "bad Content-Length", NULL },
+	{ "a Content-Length that wraps",
+	  "HTTP/1.1 200 OK\r\nContent-Length: 18446744073709551615\r\n\r\nabc",
+	  "bad Content-Length", NULL },
+	{ "a Content-Length too big to hold",
+	  "HTTP/1.1 200 OK\r\nContent-Length: 99999999999\r\n\r\nabc",
+	  "bad Content-Length", NULL },
+	{ "a Content-Length with junk",
+	  "HTTP/1.1 200 OK\r\nContent-Length: 3x\r\n\r\nabc",
+	  "bad Content-Length", NULL },
+	{ "a negative chunk size",
+	  "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n"
+	  "-1\r\nabc\r\n0\r\n\r\n", "bad chunk size", NULL },
+	{ "a chunk size that wraps",
+	  "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n"
+	  "ffffffffffffffff\r\nabc\r\n0\r\n\r\n", "bad chunk size", NULL },
+	{ "a chunk too big to hold",
+	  "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n"
+	  "7fffffff\r\nabc\r\n0\r\n\r\n", "bad chunk size", NULL },
+	{ "a body cut short",
+	  "HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\nabc", "cut short",
+	  NULL },
+};
+
+static void
+test_hostile_answers_are_refused_not_trusted(void **state)
+{
+	(void)state;
+	for (size_t i = 0; i < sizeof(answers) / sizeof(answers[0]); i++) {
+		struct httpc_response resp;
+		struct httpc *c;
+		char url[64], err[256];
+		int port, st, rc;
+		pid_t pid = serve_once(answers[i].answer, &port);
+
+		snprintf(url, sizeof(url), "http://127.0.0.1:%d", port);
+		c = httpc_new(url, 5000, err, sizeof(err));
+		assert_non_null(c);
+		rc = httpc_request(c, "GET", "/", NULL, NULL, 0, &resp, err,
+		    sizeof(err));
+		if (answers[i].error == NULL) {
+			if (rc != 0)
+				fail_msg("%s: %s", answers[i].name, err);
+			assert_int_equal(resp.status, 200);
+			assert_int_equal(resp.len, strlen(answers[i].body));
+			assert_memory_equal(resp.body, answers[i].body,
+			    resp.len);
+		} else {
+			if (rc != -1)
+				fail_msg("%s: answered %d", answers[i].name,
+				    resp.status);
+			if (strstr(err, answers[i].error) == NULL)
+				fail_msg("%s: \"%s\" does not say \"%s\"",
+				    answers[i].name, err, answers[i].error);
+		}
+		httpc_free(c);
+		kill(pid, SIGKILL);
+		assert_int_equal(waitpid(pid, &st, 0), pid);
+	}
+}
+
 int
 main(void)
 {
@@ -125,6 +248,7 @@ main(void)
 		cmocka_unit_test(test_good_urls_give_scheme_host_and_port),
 		cmocka_unit_test(test_bad_urls_are_refused_with_what_is_wrong),
 		cmocka_unit_test(test_unreadable_ca_file_is_refused_at_once),
+		cmocka_unit_test(test_hostile_answers_are_refused_not_trusted),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -422,6 +422,62 @@ html_page_is_self_contained_and_escapes_database_text(void **state)
 	free(out);
 }
 
+/* 1 when s is well-formed UTF-8 (no cut sequence, no stray byte). */
+static int
+utf8_ok(const unsigned char *s)
+{
+	while (*s != '\0') {
+		int n = *s < 0x80 ? 0 : (*s & 0xe0) == 0xc0 ? 1 :
+		    (*s & 0xf0) == 0xe0 ? 2 : (*s & 0xf8) == 0xf0 ? 3 : -1;
+
+		if (n < 0)
+			return 0;
+		s++;
+		while (n-- > 0)
+			if ((*s++ & 0xc0) != 0x80)
+				return 0;
+	}
+	return 1;
+}
+
+/*
+ * A long name of two-byte characters is cut in the page's fixed-size
+ * texts (the charts' descriptions, the table cells) and on the terminal:
+ * never inside a character. A C1 control character (U+009B, a terminal's
+ * CSI) never reaches the terminal. The name is put back afterwards.
+ */
+static void
+long_multibyte_names_stay_whole_utf8(void **state)
+{
+	char *out = malloc(OUTLEN), html[600], name[1024], sql[1200];
+	char *page;
+	size_t n = 0;
+
+	(void)state;
+	assert_non_null(out);
+	n += (size_t)snprintf(name + n, sizeof(name) - n, "ab\xc2\x9b");
+	for (int i = 0; i < 150; i++)
+		n += (size_t)snprintf(name + n, sizeof(name) - n, "\xc3\xa9");
+	snprintf(sql, sizeof(sql), "UPDATE kanal.service SET name = '%s' "
+	    "WHERE code = 'test.evil'", name);
+	th_exec(conn, sql);
+	snprintf(html, sizeof(html), "%s/long.html", dir);
+	assert_int_equal(report(out, "--month", "2026-03", "--html", html,
+	    NULL, NULL), 0);
+	page = read_all(html);
+	assert_true(utf8_ok((const unsigned char *)page));
+	assert_true(utf8_ok((const unsigned char *)out));
+	for (const unsigned char *p = (const unsigned char *)out; *p; p++)
+		if (p[0] == 0xc2 && p[1] >= 0x80 && p[1] <= 0x9f)
+			fail_msg("a C1 control character on the terminal");
+	/* The name is there, cut or whole. */
+	assert_non_null(strstr(page, "ab"));
+	free(page);
+	free(out);
+	th_exec(conn, "UPDATE kanal.service SET name = 'Izin <b>&\"x\"</b>' "
+	    "WHERE code = 'test.evil'");
+}
+
 static void
 html_into_a_missing_directory_fails(void **state)
 {
@@ -446,6 +502,7 @@ main(void)
 		cmocka_unit_test(empty_month_says_so_and_exits_1_without_a_page),
 		cmocka_unit_test(bad_arguments_are_usage_errors),
 		cmocka_unit_test(html_page_is_self_contained_and_escapes_database_text),
+		cmocka_unit_test(long_multibyte_names_stay_whole_utf8),
 		cmocka_unit_test(html_into_a_missing_directory_fails),
 	};
 

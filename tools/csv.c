@@ -46,6 +46,7 @@ struct csv_reader {
 	char *raw;		/* the bytes of the record */
 	size_t rlen, rcap;
 	int too_long;
+	int has_nul;		/* a NUL byte in a field: it would cut it */
 };
 
 static int
@@ -132,8 +133,9 @@ unget(struct csv_reader *r, int c)
 		r->pb[r->npb++] = c;
 }
 
+/* Appends a byte to the record's fields (a field's end is a NUL). */
 static int
-add(struct csv_reader *r, int c)
+put(struct csv_reader *r, int c)
 {
 	if (r->len >= CSV_RECORD_MAX) {
 		r->too_long = 1;
@@ -145,10 +147,19 @@ add(struct csv_reader *r, int c)
 	return 0;
 }
 
+/* A byte of a field's value. */
+static int
+add(struct csv_reader *r, int c)
+{
+	if (c == '\0')
+		r->has_nul = 1;
+	return put(r, c);
+}
+
 static int
 end_field(struct csv_reader *r)
 {
-	if (add(r, '\0') == -1)
+	if (put(r, '\0') == -1)
 		return -1;
 	r->nf++;
 	return 0;
@@ -190,7 +201,7 @@ csv_next(struct csv_reader *r, uint64_t *line, char *err, size_t errlen)
 
 again:
 	r->len = r->nf = r->rlen = 0;
-	r->too_long = 0;
+	r->too_long = r->has_nul = 0;
 	quoted = 0;
 	*line = r->line;
 	if (start_field(r) == -1)
@@ -280,6 +291,11 @@ again:
 	if (r->too_long) {
 		snprintf(err, errlen, "record longer than %d bytes",
 		    CSV_RECORD_MAX);
+		return -1;
+	}
+	if (r->has_nul) {
+		/* Fields are C strings: "web\0x" would pass as "web". */
+		snprintf(err, errlen, "a NUL byte in the record");
 		return -1;
 	}
 	/* An empty line is no record. */

@@ -481,6 +481,48 @@ header_value(const char *headers, const char *end, const char *name,
 	return NULL;
 }
 
+/*
+ * The largest response kanalctl takes, headers or body: kanald's biggest
+ * answer (an ack of 10,000 rejections) is about 1.5 MB. Sizes a server
+ * sends are checked against it before any arithmetic, so none can wrap.
+ */
+#define RESPONSE_MAX ((size_t)16 << 20)
+
+/*
+ * A Content-Length (base 10) or chunk size (base 16, up to ';' or the
+ * line's end) of at most RESPONSE_MAX: 0, else -1 (no digits, a sign,
+ * junk, or too big).
+ */
+static int
+parse_size(const char *s, int base, size_t *out)
+{
+	size_t v = 0;
+	int any = 0;
+
+	for (;; s++) {
+		int d;
+
+		if (*s >= '0' && *s <= '9')
+			d = *s - '0';
+		else if (base == 16 && *s >= 'a' && *s <= 'f')
+			d = *s - 'a' + 10;
+		else if (base == 16 && *s >= 'A' && *s <= 'F')
+			d = *s - 'A' + 10;
+		else
+			break;
+		v = v * (size_t)base + (size_t)d;
+		if (v > RESPONSE_MAX)
+			return -1;
+		any = 1;
+	}
+	while (*s == ' ' || *s == '\t')
+		s++;
+	if (!any || !(*s == '\r' || (base == 16 && *s == ';')))
+		return -1;
+	*out = v;
+	return 0;
+}
+
 static int
 body_reserve(struct httpc *c, size_t need)
 {
@@ -506,6 +548,11 @@ read_response(struct httpc *c, struct httpc_response *resp, int *eof_early,
 
 	*eof_early = 0;
 	while ((hend = c->len ? strstr(c->buf, "\r\n\r\n") : NULL) == NULL) {
+		if (c->len > RESPONSE_MAX) {
+			snprintf(err, errlen, "response headers from %s over "
+			    "%zu bytes", c->hosthdr, RESPONSE_MAX);
+			return -1;
+		}
 		r = fill(c);
 		if (r <= 0) {
 			*eof_early = c->len == 0;
@@ -535,9 +582,11 @@ read_response(struct httpc *c, struct httpc_response *resp, int *eof_early,
 	if (v != NULL && strncasecmp(v, "chunked", 7) == 0)
 		chunked = 1;
 	v = header_value(c->buf, hend, "Content-Length", &vlen);
-	if (v != NULL)
-		clen = strtoul(v, NULL, 10);
-	else if (!chunked)
+	if (v != NULL && !chunked && parse_size(v, 10, &clen) == -1) {
+		snprintf(err, errlen, "bad Content-Length from %s (a size of "
+		    "at most %zu bytes expected)", c->hosthdr, RESPONSE_MAX);
+		return -1;
+	} else if (v == NULL && !chunked)
 		keep = 0;	/* body runs to EOF */
 
 	resp->len = 0;
@@ -549,7 +598,13 @@ read_response(struct httpc *c, struct httpc_response *resp, int *eof_early,
 			while ((eol = strstr(c->buf + pos, "\r\n")) == NULL)
 				if (fill(c) <= 0)
 					goto short_read;
-			n = strtoul(c->buf + pos, NULL, 16);
+			if (parse_size(c->buf + pos, 16, &n) == -1 ||
+			    resp->len + n > RESPONSE_MAX) {
+				snprintf(err, errlen, "bad chunk size from %s "
+				    "(the body may be at most %zu bytes)",
+				    c->hosthdr, RESPONSE_MAX);
+				return -1;
+			}
 			pos = (size_t)(eol - c->buf) + 2;
 			while (c->len < pos + n + 2)
 				if (fill(c) <= 0)
@@ -572,6 +627,11 @@ read_response(struct httpc *c, struct httpc_response *resp, int *eof_early,
 				goto short_read;
 	} else {
 		for (;;) {
+			if (c->len - hsize > RESPONSE_MAX) {
+				snprintf(err, errlen, "response from %s over %zu "
+				    "bytes", c->hosthdr, RESPONSE_MAX);
+				return -1;
+			}
 			r = fill(c);
 			if (r == 0)
 				break;
@@ -624,18 +684,26 @@ httpc_request(struct httpc *c, const char *method, const char *path,
 	for (int attempt = 0; attempt < 2; attempt++) {
 		int reused = c->fd != -1;
 
+		eof_early = 0;
 		if (c->fd == -1 && connect_to(c, err, errlen) == -1)
 			return -1;
 		if (send_all(c, head, (size_t)n) == -1 ||
-		    (len > 0 && send_all(c, body, len) == -1))
+		    (len > 0 && send_all(c, body, len) == -1)) {
 			snprintf(err, errlen, "sending to %s: %s", c->hosthdr,
 			    strerror(errno));
-		else if (read_response(c, resp, &eof_early, err, errlen) == 0)
+			eof_early = 1;	/* the server had closed it */
+		} else if (read_response(c, resp, &eof_early, err, errlen) ==
+		    0)
 			return 0;
 		conn_close(c);
 		c->len = 0;
-		/* A kept-alive connection the server closed: once more. */
-		if (!reused)
+		/*
+		 * A kept-alive connection that the server closed before
+		 * answering (its idle timeout): once more on a new one. Any
+		 * other failure (a timeout, an answer cut short) is the
+		 * caller's to retry, visibly.
+		 */
+		if (!reused || !eof_early)
 			return -1;
 	}
 	return -1;

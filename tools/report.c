@@ -223,9 +223,44 @@ u8_len(const char *s)
 }
 
 /*
+ * The length of buf[0..o) without a UTF-8 sequence that a cut left
+ * unfinished at its end.
+ */
+static size_t
+u8_whole(const char *buf, size_t o)
+{
+	while (o > 0 && ((unsigned char)buf[o - 1] & 0x80) != 0) {
+		size_t start = o - 1, need;
+		unsigned char lead;
+
+		while (start > 0 && ((unsigned char)buf[start] & 0xc0) == 0x80)
+			start--;
+		lead = (unsigned char)buf[start];
+		need = lead >= 0xf0 ? 4 : lead >= 0xe0 ? 3 : lead >= 0xc0 ? 2
+		    : 1;
+		if (o - start >= need)
+			break;
+		o = start;
+	}
+	return o;
+}
+
+/*
+ * After an snprintf into buf that may have cut a database string short:
+ * drops a UTF-8 sequence left unfinished at the end (the page must stay
+ * valid UTF-8).
+ */
+static void
+u8_clip(char *buf)
+{
+	buf[u8_whole(buf, strlen(buf))] = '\0';
+}
+
+/*
  * Copies s into buf cut to at most max characters, the last an ellipsis
- * when cut, never splitting a UTF-8 sequence; control characters become
- * '?' (a name is shown on a terminal).
+ * when cut, never splitting a UTF-8 sequence; control characters, C0 and
+ * C1 (U+0080..U+009F, which a terminal also obeys), become '?' (a name is
+ * shown on a terminal).
  */
 static void
 u8_fit(char *buf, size_t len, const char *s, size_t max)
@@ -240,22 +275,14 @@ u8_fit(char *buf, size_t len, const char *s, size_t max)
 			break;
 		if (o + 1 >= len)
 			break;
+		if (c == 0xc2 && ((unsigned char)s[1] & 0xe0) == 0x80) {
+			buf[o++] = '?';
+			s++;
+			continue;
+		}
 		buf[o++] = c < 0x20 || c == 0x7f ? '?' : (char)c;
 	}
-	/* Drop a sequence the buffer cut short. */
-	while (o > 0 && ((unsigned char)buf[o - 1] & 0x80) != 0) {
-		size_t start = o - 1, need;
-		unsigned char lead;
-
-		while (start > 0 && ((unsigned char)buf[start] & 0xc0) == 0x80)
-			start--;
-		lead = (unsigned char)buf[start];
-		need = lead >= 0xf0 ? 4 : lead >= 0xe0 ? 3 : lead >= 0xc0 ? 2
-		    : 1;
-		if (o - start >= need)
-			break;
-		o = start;
-	}
+	o = u8_whole(buf, o);
 	buf[o] = '\0';
 	if (n > max && max > 0 && o + sizeof(ELLIPSIS) <= len)
 		strcat(buf, ELLIPSIS);
@@ -867,6 +894,7 @@ chart_kecamatan(FILE *out, const struct rows *kec, const struct row *all,
 		    "as a whole: %s%s.", n, b[0].label, b[0].shown,
 		    b[last].label, b[last].shown, scope, ref, n > 1 ?
 		    " (the dashed line)" : "");
+		u8_clip(desc);
 	} else
 		snprintf(desc, sizeof(desc), "No kecamatan has completed "
 		    "transactions in %s.", month);
@@ -883,6 +911,7 @@ chart_kecamatan(FILE *out, const struct rows *kec, const struct row *all,
 	/* The whole scope's line says nothing beside a single bar. */
 	ch.ref = n > 1 ? take_up(&all->cur) : -1;
 	snprintf(ref_label, sizeof(ref_label), "%s %s", scope, ref);
+	u8_clip(ref_label);
 	ch.ref_label = ref_label;
 	svg_hbars(out, &ch, b, n);
 	if (table_init(&t, title, n, 3, head) == -1)
@@ -892,6 +921,7 @@ chart_kecamatan(FILE *out, const struct rows *kec, const struct row *all,
 		char (*v)[CELL] = table_row(&t);
 
 		snprintf(v[0], CELL, "%s", b[i].label);
+		u8_clip(v[0]);
 		snprintf(v[1], CELL, "%s", b[i].shown);
 		report_fmt_count(v[2], CELL, r[i]->cur.completed);
 	}
@@ -949,6 +979,7 @@ chart_services(FILE *out, const struct rows *svc, const char *month)
 	else
 		snprintf(desc, sizeof(desc), "No manual transactions in %s.",
 		    month);
+	u8_clip(desc);
 	fputs("<section>\n<h2>Services with the most manual transactions"
 	    "</h2>\n<p class=\"note\">Where community help to go digital "
 	    "would move the indicator most.</p>\n", out);
@@ -968,6 +999,7 @@ chart_services(FILE *out, const struct rows *svc, const char *month)
 		char (*v)[CELL] = table_row(&t);
 
 		snprintf(v[0], CELL, "%s", r->name);
+		u8_clip(v[0]);
 		report_fmt_count(v[1], CELL, r->cur.manual);
 		report_fmt_count(v[2], CELL, r->cur.digital);
 		fmt_pct(v[3], CELL, r->cur.completed_digital, r->cur.completed);
@@ -1247,6 +1279,7 @@ scope_name(PGconn *conn, const char *region, char *buf, size_t len,
 		snprintf(buf, len, "%s (%s)", PQgetvalue(res, 0, 0), region);
 	else
 		snprintf(buf, len, "Region %s", region);
+	u8_clip(buf);
 	PQclear(res);
 	return 0;
 }
@@ -1295,6 +1328,7 @@ report_run(PGconn *conn, const struct report_opts *o, FILE *out, char *err,
 	qsort(kec.v, kec.n, sizeof(*kec.v), by_take_up);
 
 	snprintf(cap, sizeof(cap), "Totals: %s", scope);
+	u8_clip(cap);
 	if (table_totals(&t_tot, cap, &tot.v[0], o->month, prev) == -1 ||
 	    table_groups(&t_svc, "By service, most manual transactions first",
 	    "Service", &svc, 0) == -1 ||

@@ -80,11 +80,26 @@ progress_clear(struct sf *s)
 	}
 }
 
+void
+sendfile_bar(char bar[SENDFILE_BAR + 1], uint64_t bytes, uint64_t size,
+    unsigned *pct)
+{
+	/* The file may have grown since its size was taken. */
+	uint64_t done = size == 0 ? 0 : bytes < size ? bytes : size;
+	size_t fill = size == 0 ? 0 : (size_t)(done * SENDFILE_BAR / size);
+
+	memset(bar, '#', fill);
+	memset(bar + fill, '.', SENDFILE_BAR - fill);
+	bar[SENDFILE_BAR] = '\0';
+	*pct = size == 0 ? 0 : (unsigned)(done * 100 / size);
+}
+
 static void
 progress(struct sf *s, int force)
 {
 	int64_t now;
-	char bar[32];
+	char bar[SENDFILE_BAR + 1];
+	unsigned pct;
 
 	if (!s->cfg->progress)
 		return;
@@ -94,14 +109,8 @@ progress(struct sf *s, int force)
 	s->drawn_ms = now;
 	fputs("\r\033[K", s->cfg->err);
 	if (s->size > 0) {
-		uint64_t pct = s->bytes * 100 / s->size;
-		size_t fill = (size_t)(s->bytes * 24 / s->size);
-
-		memset(bar, '#', fill);
-		memset(bar + fill, '.', 24 - fill);
-		bar[24] = '\0';
-		fprintf(s->cfg->err, "[%s] %3" PRIu64 "%%  ", bar,
-		    pct > 100 ? 100 : pct);
+		sendfile_bar(bar, s->bytes, s->size, &pct);
+		fprintf(s->cfg->err, "[%s] %3u%%  ", bar, pct);
 	}
 	fprintf(s->cfg->err, "%" PRIu64 " rows, %" PRIu64 " accepted, %"
 	    PRIu64 " rejected", s->rows, s->accepted, s->rej_local +

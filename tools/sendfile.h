@@ -20,6 +20,7 @@
 #define KANAL_SENDFILE_H
 
 #include <stddef.h>
+#include <stdint.h>
 #include <stdio.h>
 
 enum sendfile_format { SENDFILE_CSV, SENDFILE_JSONL };
@@ -50,5 +51,16 @@ struct sendfile_config {
  * sent before it), 2 the input's header or the arguments are wrong.
  */
 int sendfile_run(const struct sendfile_config *cfg);
+
+/* Characters in the progress bar. */
+#define SENDFILE_BAR 24
+
+/*
+ * The progress bar for bytes read of a file of size bytes (size 0:
+ * unknown, an empty bar): '#' done, '.' to go, and the percentage. A file
+ * that grew while it was read shows as full, never more.
+ */
+void sendfile_bar(char bar[SENDFILE_BAR + 1], uint64_t bytes, uint64_t size,
+    unsigned *pct);
 
 #endif
