@@ -20,7 +20,8 @@
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
+
+#include "clock.h"
 
 #define MS_PER_HOUR 3600000LL
 #define TABLE_MIN 1024
@@ -340,12 +341,9 @@ agg_add(struct agg *a, const struct agg_event *ev, size_t n,
     uint64_t position)
 {
 	struct agg_table *t;
-	uint32_t *hours, now_hour;
-	struct timespec ts;
+	uint32_t *hours, now_hour = (uint32_t)(clock_wall_ms() / MS_PER_HOUR);
 	int rc = -1;
 
-	clock_gettime(CLOCK_REALTIME, &ts);
-	now_hour = (uint32_t)(ts.tv_sec / 3600);
 	pthread_mutex_lock(&a->mu);
 	t = a->active;
 	hours = a->hours[t - a->tables];

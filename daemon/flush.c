@@ -15,6 +15,7 @@
 #include <libpq-fe.h>
 
 #include "agg.h"
+#include "clock.h"
 #include "log.h"
 #include "validate.h"
 
@@ -84,15 +85,6 @@ static const char checkpoint_sql[] =
 static const char checkpoint_read_sql[] =
     "SELECT wal_position FROM kanal.collector_checkpoint"
     " WHERE collector_id = $1";
-
-static uint64_t
-now_us(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000000 + (uint64_t)ts.tv_nsec / 1000;
-}
 
 /* First line of a libpq message, without the newline, for a log field. */
 static const char *
@@ -409,7 +401,7 @@ flush_once(struct flush *f)
 		agg_release(f->agg, t);
 		return 0;
 	}
-	t0 = now_us();
+	t0 = clock_mono_us();
 	switch (write_table(f, t, pos)) {
 	case -1:
 		if (PQstatus(f->conn) != CONNECTION_OK)
@@ -423,7 +415,7 @@ flush_once(struct flush *f)
 	default:
 		break;
 	}
-	us = now_us() - t0;
+	us = clock_mono_us() - t0;
 	agg_release(f->agg, t);
 	pthread_mutex_lock(&f->mu);
 	f->stats.flushes++;
@@ -513,7 +505,7 @@ flush_start(struct flush *f)
 int
 flush_stop(struct flush *f, uint64_t deadline_ms)
 {
-	uint64_t end = now_us() + deadline_ms * 1000, wait = 200;
+	uint64_t end = clock_mono_us() + deadline_ms * 1000, wait = 200;
 
 	if (f->running) {
 		pthread_mutex_lock(&f->mu);
@@ -530,7 +522,7 @@ flush_stop(struct flush *f, uint64_t deadline_ms)
 				return 0;
 			continue;
 		}
-		if (now_us() + wait * 1000 > end)
+		if (clock_mono_us() + wait * 1000 > end)
 			break;
 		struct timespec ts = { (time_t)(wait / 1000),
 		    (long)(wait % 1000) * 1000000L };

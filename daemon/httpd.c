@@ -23,6 +23,7 @@
 #include <event2/listener.h>
 #include <openssl/ssl.h>
 
+#include "clock.h"
 #include "config.h"
 #include "ingest.h"
 #include "log.h"
@@ -141,15 +142,6 @@ reply_cb(void *arg, const struct ingest_reply *r)
 	send_reply(req, r->status);
 }
 
-static int64_t
-now_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_REALTIME, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 static void
 handle_events(struct httpd *hd, struct evhttp_request *req)
 {
@@ -164,7 +156,7 @@ handle_events(struct httpd *hd, struct evhttp_request *req)
 		return;
 	}
 	ingest_batch(hd->ingest, evhttp_find_header(h, "Authorization"),
-	    evhttp_find_header(h, "Content-Type"), body, len, now_ms(),
+	    evhttp_find_header(h, "Content-Type"), body, len, clock_wall_ms(),
 	    reply_cb, req);
 }
 

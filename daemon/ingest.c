@@ -24,6 +24,7 @@
 
 #include "agg.h"
 #include "arena.h"
+#include "clock.h"
 #include "dedup.h"
 #include "json.h"
 #include "log.h"
@@ -172,16 +173,13 @@ rate_check(struct ingest *in, const struct source *src, size_t nev,
 {
 	const char *name = source_name(src);
 	char msg[MSG_MAX];
-	struct timespec ts;
 	unsigned retry;
 	int first;
 
 	if (in->cfg.rate_limit == 0)
 		return 0;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
 	switch (ratelimit_take(in->limit, name, strlen(name), nev,
-	    (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000, &retry,
-	    &first)) {
+	    clock_mono_ms(), &retry, &first)) {
 	case RATELIMIT_OK:
 		return 0;
 	case RATELIMIT_TOO_LARGE:

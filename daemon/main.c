@@ -26,6 +26,7 @@
 #include <event2/thread.h>
 
 #include "agg.h"
+#include "clock.h"
 #include "config.h"
 #include "dedup.h"
 #include "flush.h"
@@ -59,15 +60,6 @@ struct kanald {
 	int64_t started_ms;		/* for process_start_time_seconds */
 };
 
-static int64_t
-now_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_REALTIME, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 /* Start-up: the batch-id memory learns the WAL's batches. */
 static void
 remember_batch(void *arg, const struct wal_record *rec)
@@ -89,7 +81,7 @@ persist_batch(void *arg, const struct wal_record *rec)
 {
 	struct kanald *k = arg;
 
-	return dedup_persist_record(k->dedup, rec, now_ms());
+	return dedup_persist_record(k->dedup, rec, clock_wall_ms());
 }
 
 /* Flush thread: counts up to checkpoint are in PostgreSQL. */
@@ -272,7 +264,7 @@ main(int argc, char **argv)
 	struct event *ev_term, *ev_int, *ev_hup;
 
 	memset(&k, 0, sizeof(k));
-	k.started_ms = now_ms();
+	k.started_ms = clock_wall_ms();
 	for (int i = 1; i < argc; i++)
 		if (strncmp(argv[i], "--log-level", 11) == 0)
 			k.log_level_flag = 1;
@@ -346,7 +338,7 @@ main(int argc, char **argv)
 		    (size_t)k.cfg.dedup_max_batches);
 		if (k.dedup == NULL)
 			fatalx("out of memory at start-up");
-		if (dedup_load(k.dedup, now_ms()) == -1)
+		if (dedup_load(k.dedup, clock_wall_ms()) == -1)
 			log_warn("cannot read the batch index; retries of "
 			    "batches older than the WAL may be counted again");
 		if (wal_scan(k.wal, 0, remember_batch, k.dedup, err,

@@ -89,6 +89,7 @@
 
 #include <event2/event.h>
 
+#include "clock.h"
 #include "crc32c.h"
 #include "fsutil.h"
 #include "le.h"
@@ -115,17 +116,13 @@ static void
 header_encode(uint8_t h[WAL_SEGMENT_HEADER], uint64_t first,
     const char *collector)
 {
-	struct timespec ts;
-
 	memset(h, 0, WAL_SEGMENT_HEADER);
 	memcpy(h, WAL_MAGIC, 8);
 	le_put_u32(h + 8, WAL_VERSION);
 	le_put_u32(h + 12, WAL_SEGMENT_HEADER);
 	le_put_u64(h + 16, first);
 	memcpy(h + 24, collector, strlen(collector));
-	clock_gettime(CLOCK_REALTIME, &ts);
-	le_put_u64(h + 88, (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec /
-	    1000000);
+	le_put_u64(h + 88, (uint64_t)clock_wall_ms());
 	le_put_u32(h + 124, crc32c(0, h, 124));
 }
 
@@ -643,15 +640,6 @@ fail:
 	return -1;
 }
 
-static uint64_t
-now_us(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000000 + (uint64_t)ts.tv_nsec / 1000;
-}
-
 /* Cuts the newest segment at offset off (a torn tail), syncing it. */
 static int
 cut_tail(const struct wal_damage *d, uint64_t off)
@@ -827,12 +815,8 @@ wal_open(const struct wal_config *cfg, char *err, size_t errlen)
 	if (recover(w, err, errlen) == -1)
 		goto fail;
 	if (w->nsegs == 0) {
-		struct timespec ts;
-		uint64_t first;
+		uint64_t first = (uint64_t)clock_wall_ms() << 20;
 
-		clock_gettime(CLOCK_REALTIME, &ts);
-		first = ((uint64_t)ts.tv_sec * 1000 +
-		    (uint64_t)ts.tv_nsec / 1000000) << 20;
 		w->fd = segment_create(w, first);
 		if (w->fd == -1 || segs_push(w, first, WAL_SEGMENT_HEADER) == -1) {
 			snprintf(err, errlen, "cannot create a WAL segment in "
@@ -950,7 +934,7 @@ writer_main(void *arg)
 				pthread_mutex_unlock(&w->mu);
 			}
 		}
-		t0 = now_us();
+		t0 = clock_mono_us();
 		if (failed) {
 			ok = 0;
 		} else if (fs_write_all(w->fd, w->writing.p, len) == -1) {
@@ -980,7 +964,7 @@ writer_main(void *arg)
 			ok = 0;
 			failed = 1;
 		}
-		us = now_us() - t0;
+		us = clock_mono_us() - t0;
 
 		if (ok && write_failures > 0) {
 			log_notice("WAL writes work again: failures=%" PRIu64,

@@ -10,16 +10,14 @@
 #include <sys/random.h>
 #include <time.h>
 
+#include "clock.h"
 #include "httpc.h"
 #include "validate.h"
 
 int64_t
 client_now_ms(void)
 {
-	struct timespec ts;
-
-	clock_gettime(CLOCK_REALTIME, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+	return clock_wall_ms();
 }
 
 int

@@ -49,6 +49,7 @@
 
 #include <libpq-fe.h>
 
+#include "clock.h"
 #include "httpc.h"
 #include "loadgen.h"
 #include "opts.h"
@@ -170,15 +171,6 @@ mono_ns(void)
 
 	clock_gettime(CLOCK_MONOTONIC, &ts);
 	return (int64_t)ts.tv_sec * NS + ts.tv_nsec;
-}
-
-static int64_t
-wall_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_REALTIME, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
 /*
@@ -972,7 +964,7 @@ main(int argc, char **argv)
 	if (run.pool == NULL || run.workers == NULL || s.latency == NULL ||
 	    s.service == NULL)
 		goto nomem;
-	now_ms = wall_ms();
+	now_ms = clock_wall_ms();
 	for (; built < (size_t)cfg.pool; built++)
 		if (lg_batch_build(&run.pool[built], cfg.seed, built,
 		    (uint32_t)cfg.batch, now_ms) == -1)
