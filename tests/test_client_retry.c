@@ -12,95 +12,27 @@
 #include <stdint.h>
 #include <cmocka.h>
 
-#include <arpa/inet.h>
-#include <errno.h>
-#include <netinet/in.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/socket.h>
-#include <sys/wait.h>
-#include <unistd.h>
 
 #include "client.h"
+#include "harness.h"
 #include "httpc.h"
 
 #define BODY "the same batch, every time"
 
-/*
- * Serves one answer per connection, in order; "" closes the connection
- * without answering. Exits 0 when every request carried BODY, else 1.
- */
-static void
-serve(int lfd, const char *const *answers)
-{
-	int bad = 0;
-
-	for (int i = 0; answers[i] != NULL; i++) {
-		char req[4096];
-		size_t n = 0;
-		int fd = accept(lfd, NULL, NULL);
-
-		if (fd == -1)
-			_exit(2);
-		/* Headers, then Content-Length bytes: BODY is short. */
-		while (n < sizeof(req) - 1) {
-			ssize_t r = read(fd, req + n, sizeof(req) - 1 - n);
-			if (r <= 0)
-				break;
-			n += (size_t)r;
-			req[n] = '\0';
-			if (strstr(req, "\r\n\r\n" BODY) != NULL)
-				break;
-		}
-		if (strstr(req, "\r\n\r\n" BODY) == NULL ||
-		    strstr(req, "Content-Type: application/x-test\r\n") == NULL)
-			bad = 1;
-		if (answers[i][0] != '\0')
-			(void)write(fd, answers[i], strlen(answers[i]));
-		close(fd);
-	}
-	_exit(bad);
-}
-
-struct server {
-	pid_t pid;
-	char url[64];
+/* Every request must carry the same body and headers. */
+static const char *const same_request[] = {
+	"\r\n\r\n" BODY, "Content-Type: application/x-test\r\n", NULL,
 };
 
+/* Answers in order, one per connection; "" closes without answering. */
 static void
-server_start(struct server *s, const char *const *answers)
+server_start(struct th_script *s, const char *const *answers)
 {
-	struct sockaddr_in a = { .sin_family = AF_INET };
-	socklen_t alen = sizeof(a);
-	int lfd = socket(AF_INET, SOCK_STREAM, 0);
-
-	a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-	assert_true(lfd != -1);
-	/* Port 0: the kernel's choice, read back (PITFALLS.md). */
-	assert_int_equal(bind(lfd, (struct sockaddr *)&a, sizeof(a)), 0);
-	assert_int_equal(listen(lfd, 8), 0);
-	assert_int_equal(getsockname(lfd, (struct sockaddr *)&a, &alen), 0);
-	snprintf(s->url, sizeof(s->url), "http://127.0.0.1:%d",
-	    ntohs(a.sin_port));
-	s->pid = fork();
-	assert_true(s->pid != -1);
-	if (s->pid == 0) {
-		alarm(30);	/* never outlives a broken test */
-		serve(lfd, answers);
-	}
-	close(lfd);
-}
-
-/* The server's verdict: 0 when every request carried the body. */
-static int
-server_wait(struct server *s)
-{
-	int status;
-
-	assert_int_equal(waitpid(s->pid, &status, 0), s->pid);
-	return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+	th_script_start(s, answers, same_request);
 }
 
 struct notes {
@@ -122,7 +54,7 @@ note(void *arg, int attempt, unsigned wait_ms, const char *why)
 }
 
 static int
-post(struct server *s, int attempts, int64_t deadline_ms, struct notes *nt,
+post(struct th_script *s, int attempts, int64_t deadline_ms, struct notes *nt,
     struct httpc_response *r, char *err, size_t errlen)
 {
 	struct client_retry rp = { attempts, deadline_ms, 10, 25, note, nt };
@@ -155,7 +87,7 @@ test_retryable_answers_are_tried_again_with_the_same_body(void **state)
 		ANSWER("200 OK", "", "ok"),
 		NULL,
 	};
-	struct server s;
+	struct th_script s;
 	struct notes nt = { 0 };
 	struct httpc_response r;
 	char err[256];
@@ -174,7 +106,7 @@ test_retryable_answers_are_tried_again_with_the_same_body(void **state)
 	assert_non_null(strstr(nt.why[0], "HTTP 503"));
 	assert_non_null(strstr(nt.why[2], "HTTP 429"));
 	assert_non_null(strstr(nt.why[3], "HTTP 500"));
-	assert_int_equal(server_wait(&s), 0);
+	assert_int_equal(th_script_wait(&s), 0);
 }
 
 /* A 400 is the answer: not tried again. */
@@ -185,7 +117,7 @@ test_a_client_error_is_not_tried_again(void **state)
 		ANSWER("400 Bad Request", "", "no"),
 		NULL,
 	};
-	struct server s;
+	struct th_script s;
 	struct notes nt = { 0 };
 	struct httpc_response r;
 	char err[256];
@@ -195,7 +127,7 @@ test_a_client_error_is_not_tried_again(void **state)
 	assert_int_equal(post(&s, 10, 0, &nt, &r, err, sizeof(err)), 0);
 	assert_int_equal(r.status, 400);
 	assert_int_equal(nt.n, 0);
-	assert_int_equal(server_wait(&s), 0);
+	assert_int_equal(th_script_wait(&s), 0);
 }
 
 /* Out of tries: the last answer is returned, 503 here. */
@@ -207,7 +139,7 @@ test_the_last_answer_comes_back_when_the_tries_run_out(void **state)
 		ANSWER("503 Service Unavailable", "", "no"),
 		NULL,
 	};
-	struct server s;
+	struct th_script s;
 	struct notes nt = { 0 };
 	struct httpc_response r;
 	char err[256];
@@ -217,7 +149,7 @@ test_the_last_answer_comes_back_when_the_tries_run_out(void **state)
 	assert_int_equal(post(&s, 2, 0, &nt, &r, err, sizeof(err)), 0);
 	assert_int_equal(r.status, 503);
 	assert_int_equal(nt.n, 1);
-	assert_int_equal(server_wait(&s), 0);
+	assert_int_equal(th_script_wait(&s), 0);
 }
 
 /* A deadline that a wait would pass stops the tries; no answer: -1. */
@@ -225,7 +157,7 @@ static void
 test_a_deadline_stops_the_tries(void **state)
 {
 	static const char *const answers[] = { "", NULL };
-	struct server s;
+	struct th_script s;
 	struct notes nt = { 0 };
 	struct httpc_response r;
 	char err[256];
@@ -236,7 +168,7 @@ test_a_deadline_stops_the_tries(void **state)
 	    sizeof(err)), -1);
 	assert_int_equal(nt.n, 0);
 	assert_non_null(strstr(err, "127.0.0.1"));
-	assert_int_equal(server_wait(&s), 0);
+	assert_int_equal(th_script_wait(&s), 0);
 }
 
 int

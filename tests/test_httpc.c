@@ -3,26 +3,22 @@
  * httpc_url_parse: which base URLs kanalctl takes, with the scheme, host
  * and port it reads from them, and a specific message for the others.
  * And what httpc makes of the answers of a hostile or broken server (a
- * one-shot server on loopback, in a child process): sizes that would wrap
+ * scripted one on loopback, th_script): sizes that would wrap
  * or exhaust memory are refused with a message, never trusted. The
  * connections themselves are tested end to end (test_e2e_tls_client,
  * test_client_retry).
  */
-#include <arpa/inet.h>
-#include <netinet/in.h>
 #include <setjmp.h>
-#include <signal.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <string.h>
-#include <sys/socket.h>
-#include <sys/wait.h>
-#include <unistd.h>
+#include <sys/types.h>
 
 #include <cmocka.h>
 
+#include "harness.h"
 #include "httpc.h"
 
 static const struct {
@@ -128,44 +124,6 @@ test_unreadable_ca_file_is_refused_at_once(void **state)
 	httpc_free(c);
 }
 
-/*
- * A server on a loopback port of its own that reads one request and
- * answers with answer, then closes. Returns the child's pid; *port gets
- * the port.
- */
-static pid_t
-serve_once(const char *answer, int *port)
-{
-	struct sockaddr_in sa;
-	socklen_t sl = sizeof(sa);
-	int lfd = socket(AF_INET, SOCK_STREAM, 0);
-	pid_t pid;
-
-	assert_true(lfd >= 0);
-	memset(&sa, 0, sizeof(sa));
-	sa.sin_family = AF_INET;
-	sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-	assert_int_equal(bind(lfd, (struct sockaddr *)&sa, sizeof(sa)), 0);
-	assert_int_equal(listen(lfd, 1), 0);
-	assert_int_equal(getsockname(lfd, (struct sockaddr *)&sa, &sl), 0);
-	*port = ntohs(sa.sin_port);
-	pid = fork();
-	assert_true(pid >= 0);
-	if (pid == 0) {
-		char buf[4096];
-		int fd = accept(lfd, NULL, NULL);
-
-		if (fd >= 0) {
-			(void)recv(fd, buf, sizeof(buf), 0);
-			(void)send(fd, answer, strlen(answer), MSG_NOSIGNAL);
-			close(fd);
-		}
-		_exit(0);
-	}
-	close(lfd);
-	return pid;
-}
-
 static const struct {
 	const char *name, *answer;
 	const char *error;	/* NULL: answered; else a part of err */
@@ -209,14 +167,15 @@ test_hostile_answers_are_refused_not_trusted(void **state)
 {
 	(void)state;
 	for (size_t i = 0; i < sizeof(answers) / sizeof(answers[0]); i++) {
+		const char *const script[] = { answers[i].answer, NULL };
 		struct httpc_response resp;
+		struct th_script srv;
 		struct httpc *c;
-		char url[64], err[256];
-		int port, st, rc;
-		pid_t pid = serve_once(answers[i].answer, &port);
+		char err[256];
+		int rc;
 
-		snprintf(url, sizeof(url), "http://127.0.0.1:%d", port);
-		c = httpc_new(url, 5000, err, sizeof(err));
+		th_script_start(&srv, script, NULL);
+		c = httpc_new(srv.url, 5000, err, sizeof(err));
 		assert_non_null(c);
 		rc = httpc_request(c, "GET", "/", NULL, NULL, 0, &resp, err,
 		    sizeof(err));
@@ -236,8 +195,7 @@ test_hostile_answers_are_refused_not_trusted(void **state)
 				    answers[i].name, err, answers[i].error);
 		}
 		httpc_free(c);
-		kill(pid, SIGKILL);
-		assert_int_equal(waitpid(pid, &st, 0), pid);
+		assert_int_equal(th_script_wait(&srv), 0);
 	}
 }
 

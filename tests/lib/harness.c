@@ -677,3 +677,85 @@ th_read_file(const char *path, size_t *len)
 		*len = (size_t)n;
 	return buf;
 }
+
+/* One request: headers, then the Content-Length bytes of its body. */
+static size_t
+script_read(int fd, char *req, size_t cap)
+{
+	size_t n = 0, need = 0;
+
+	while (n < cap - 1) {
+		ssize_t r = read(fd, req + n, cap - 1 - n);
+		const char *end, *cl;
+
+		if (r <= 0)
+			break;
+		n += (size_t)r;
+		req[n] = '\0';
+		if (need == 0 && (end = strstr(req, "\r\n\r\n")) != NULL) {
+			need = (size_t)(end - req) + 4;
+			cl = strcasestr(req, "\r\nContent-Length:");
+			if (cl != NULL && cl < end)
+				need += strtoul(cl + 17, NULL, 10);
+		}
+		if (need > 0 && n >= need)
+			break;
+	}
+	return n;
+}
+
+static void
+script_serve(int lfd, const char *const *answers, const char *const *expect)
+{
+	int bad = 0;
+
+	for (int i = 0; answers[i] != NULL; i++) {
+		char req[8192];
+		int fd = accept(lfd, NULL, NULL);
+
+		if (fd == -1)
+			_exit(2);
+		script_read(fd, req, sizeof(req));
+		for (int e = 0; expect != NULL && expect[e] != NULL; e++)
+			if (strstr(req, expect[e]) == NULL)
+				bad = 1;
+		if (answers[i][0] != '\0')
+			(void)write(fd, answers[i], strlen(answers[i]));
+		close(fd);
+	}
+	_exit(bad);
+}
+
+void
+th_script_start(struct th_script *s, const char *const *answers,
+    const char *const *expect)
+{
+	struct sockaddr_in a = { .sin_family = AF_INET };
+	socklen_t alen = sizeof(a);
+	int lfd = socket(AF_INET, SOCK_STREAM, 0);
+
+	a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	assert_true(lfd != -1);
+	/* Port 0: the kernel's choice, read back (PITFALLS.md). */
+	assert_int_equal(bind(lfd, (struct sockaddr *)&a, sizeof(a)), 0);
+	assert_int_equal(listen(lfd, 8), 0);
+	assert_int_equal(getsockname(lfd, (struct sockaddr *)&a, &alen), 0);
+	snprintf(s->url, sizeof(s->url), "http://127.0.0.1:%d",
+	    ntohs(a.sin_port));
+	s->pid = fork();
+	assert_true(s->pid != -1);
+	if (s->pid == 0) {
+		alarm(30);	/* never outlives a broken test */
+		script_serve(lfd, answers, expect);
+	}
+	close(lfd);
+}
+
+int
+th_script_wait(struct th_script *s)
+{
+	int status;
+
+	assert_int_equal(waitpid(s->pid, &status, 0), s->pid);
+	return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+}

@@ -153,4 +153,21 @@ const char *th_env(const char *name);
 /* A whole file, NUL-terminated (len gets its size; may be NULL); free it. */
 char *th_read_file(const char *path, size_t *len);
 
+/*
+ * A scripted HTTP server on a loopback port of its own (url gets
+ * "http://127.0.0.1:PORT"), in a child process: for each of answers in
+ * turn (NULL-terminated) it accepts a connection, reads one request (its
+ * headers and Content-Length bytes of body), writes the answer as it is
+ * ("": none) and closes. Every request must contain each string of expect
+ * (NULL-terminated, or NULL for no check). The child gives up after 30 s.
+ */
+struct th_script {
+	pid_t pid;
+	char url[64];
+};
+void th_script_start(struct th_script *s, const char *const *answers,
+    const char *const *expect);
+/* Waits for the server: 0 when every request held what was expected. */
+int th_script_wait(struct th_script *s);
+
 #endif
