@@ -380,6 +380,7 @@ ingest_apply(void *arg, const struct wal_record *rec)
 {
 	struct ingest *in = arg;
 	struct record_batch b;
+	struct agg_batch batch;
 	size_t off, n = 0;
 
 	if (rec->type != RECORD_TYPE_BATCH)
@@ -404,7 +405,12 @@ ingest_apply(void *arg, const struct wal_record *rec)
 	 * The rollup table can't be allowed to drop a durable record: a
 	 * failure here is memory exhaustion, and the WAL still has it.
 	 */
-	if (agg_add(in->agg, in->apply_ev, n, rec->end) == -1)
+	batch.source = b.source;
+	batch.source_len = b.source_len;
+	batch.start = rec->start;
+	dedup_digest(b.source, b.source_len, b.batch_id, b.batch_id_len,
+	    batch.digest);
+	if (agg_add(in->agg, in->apply_ev, n, rec->end, &batch) == -1)
 		fatal("cannot add a durable record to the rollups; the WAL "
 		    "keeps it for the restart");
 	return;

@@ -13,7 +13,8 @@
  *
  * Exit status: 0 stopped cleanly; 1 bad configuration or start-up
  * failure; 3 the write-ahead log is damaged or does not match the
- * database (a person must look: systemd does not restart on 3).
+ * database; 4 another live kanald holds this collector_id's lease, or the
+ * collector was retired (a person must look: systemd restarts on neither).
  */
 #include <errno.h>
 #include <signal.h>
@@ -41,6 +42,12 @@
 #include "watchdog.h"
 
 #define EXIT_WAL 3
+/*
+ * How long the collector's lease may stay held by another session at
+ * start: a SIGKILLed predecessor's session ends as soon as the server
+ * sees its socket close, which can take a moment.
+ */
+#define LEASE_GRACE_MS 15000
 #define DRAIN_POLL_MS 10
 
 struct kanald {
@@ -378,6 +385,9 @@ main(int argc, char **argv)
 			.collector_id = k.cfg.collector_id,
 			.interval_ms = k.cfg.flush_interval_ms,
 			.max_backoff_ms = 30000,
+			.wal_dir = k.cfg.wal_dir,
+			.ledger_epoch_ms = k.cfg.dedup_window_ms / 3,
+			.lease_grace_ms = LEASE_GRACE_MS,
 			.on_checkpoint = on_checkpoint,
 			.on_committed = on_committed,
 			.arg = &k,

@@ -4,10 +4,13 @@
  */
 #include "record.h"
 
+#include <inttypes.h>
+#include <stdio.h>
 #include <string.h>
 
 #include "le.h"
 #include "validate.h"
+#include "wal.h"
 
 #define EVENT_FIXED (8 + 4 + 3 + 1 + 1)
 
@@ -120,4 +123,55 @@ record_event_next(const uint8_t *p, size_t len, size_t *off,
 		return -1;
 	*off = o;
 	return 0;
+}
+
+int
+record_read_batches(const char *dir, const uint64_t *starts, size_t n,
+    void (*fn)(void *arg, const struct record_batch *b,
+    const struct agg_event *ev), void *arg, char *err, size_t errlen)
+{
+	struct wal_reader *r;
+	struct wal_damage d;
+	struct wal_record rec;
+	int rc = -1;
+
+	if (n == 0)
+		return 0;
+	r = wal_reader_open(dir, err, errlen);
+	if (r == NULL)
+		return -1;
+	for (size_t i = 0; i < n; i++) {
+		struct record_batch b;
+		struct agg_event ev;
+		size_t off;
+
+		d.what[0] = '\0';
+		if (wal_reader_seek(r, starts[i], &d) == -1 ||
+		    wal_reader_next(r, &rec, &d) != 1) {
+			snprintf(err, errlen, "cannot read the WAL record at "
+			    "position %" PRIu64 ": %s", starts[i],
+			    d.what[0] != '\0' ? d.what : "not found");
+			goto out;
+		}
+		if (rec.start != starts[i] || rec.type != RECORD_TYPE_BATCH ||
+		    record_batch_decode(rec.payload, rec.len, &b, &off) == -1) {
+			snprintf(err, errlen, "the WAL record at position %"
+			    PRIu64 " is not a batch", starts[i]);
+			goto out;
+		}
+		for (uint32_t k = 0; k < b.accepted; k++) {
+			if (record_event_next(rec.payload, rec.len, &off,
+			    &ev) == -1) {
+				snprintf(err, errlen, "the WAL record at "
+				    "position %" PRIu64 " does not decode",
+				    starts[i]);
+				goto out;
+			}
+			fn(arg, &b, &ev);
+		}
+	}
+	rc = 0;
+out:
+	wal_reader_free(r);
+	return rc;
 }

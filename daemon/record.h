@@ -66,4 +66,16 @@ int record_batch_decode(const uint8_t *p, size_t len, struct record_batch *b,
 int record_event_next(const uint8_t *p, size_t len, size_t *off,
     struct agg_event *ev);
 
+/*
+ * Reads back, from the WAL in dir, the BATCH records that start at the
+ * positions starts[0..n) (ascending; each a record boundary of a durable
+ * record) and calls fn for each of their events, with the record's header
+ * in *b. For the flush, which must take a batch another instance counted
+ * out of its rollups; reading does not lock or change the WAL and may run
+ * beside its writer. 0, or -1 with err (a record is gone or damaged).
+ */
+int record_read_batches(const char *dir, const uint64_t *starts, size_t n,
+    void (*fn)(void *arg, const struct record_batch *b,
+    const struct agg_event *ev), void *arg, char *err, size_t errlen);
+
 #endif
