@@ -4,11 +4,15 @@
  */
 #include "record.h"
 
+#include <errno.h>
 #include <inttypes.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
+#include "dedup.h"
 #include "le.h"
+#include "log.h"
 #include "validate.h"
 #include "wal.h"
 
@@ -174,4 +178,44 @@ record_read_batches(const char *dir, const uint64_t *starts, size_t n,
 out:
 	wal_reader_free(r);
 	return rc;
+}
+
+int
+record_apply(struct agg *a, const struct wal_record *rec,
+    struct agg_event **scratch, size_t *cap)
+{
+	struct record_batch b;
+	struct agg_batch batch;
+	size_t off, n;
+
+	if (rec->type != RECORD_TYPE_BATCH)
+		return 0;
+	if (record_batch_decode(rec->payload, rec->len, &b, &off) == -1)
+		goto bad;
+	if (b.accepted > *cap) {
+		struct agg_event *nv = realloc(*scratch, b.accepted *
+		    sizeof(*nv));
+		if (nv == NULL) {
+			errno = ENOMEM;
+			return -2;
+		}
+		*scratch = nv;
+		*cap = b.accepted;
+	}
+	for (n = 0; n < b.accepted; n++)
+		if (record_event_next(rec->payload, rec->len, &off,
+		    &(*scratch)[n]) == -1)
+			goto bad;
+	if (off != rec->len)
+		goto bad;
+	batch.source = b.source;
+	batch.source_len = b.source_len;
+	batch.start = rec->start;
+	dedup_digest(b.source, b.source_len, b.batch_id, b.batch_id_len,
+	    batch.digest);
+	return agg_add(a, *scratch, n, rec->end, &batch) == -1 ? -2 : 0;
+bad:
+	log_errx("skipping a WAL record that does not decode: start=%" PRIu64
+	    " len=%zu", rec->start, rec->len);
+	return -1;
 }

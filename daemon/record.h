@@ -29,6 +29,8 @@
 
 #include "agg.h"
 
+struct wal_record;
+
 #define RECORD_TYPE_BATCH 1
 
 struct record_batch {
@@ -65,6 +67,16 @@ int record_batch_decode(const uint8_t *p, size_t len, struct record_batch *b,
  */
 int record_event_next(const uint8_t *p, size_t len, size_t *off,
     struct agg_event *ev);
+
+/*
+ * Adds the events of a durable WAL record to agg, with the batch they came
+ * from (agg_batch: its digest and position). *scratch (*cap events) is the
+ * caller's buffer, grown as needed. Returns 0 added (or not a BATCH
+ * record: nothing to add), -1 the record does not decode (logged,
+ * skipped), -2 agg or the buffer ran out of memory (errno; nothing added).
+ */
+int record_apply(struct agg *a, const struct wal_record *rec,
+    struct agg_event **scratch, size_t *cap);
 
 /*
  * Reads back, from the WAL in dir, the BATCH records that start at the
