@@ -42,12 +42,6 @@
 #include "watchdog.h"
 
 #define EXIT_WAL 3
-/*
- * How long the collector's lease may stay held by another session at
- * start: a SIGKILLed predecessor's session ends as soon as the server
- * sees its socket close, which can take a moment.
- */
-#define LEASE_GRACE_MS 15000
 #define DRAIN_POLL_MS 10
 
 struct kanald {
@@ -387,7 +381,7 @@ main(int argc, char **argv)
 			.max_backoff_ms = 30000,
 			.wal_dir = k.cfg.wal_dir,
 			.ledger_epoch_ms = k.cfg.dedup_window_ms / 3,
-			.lease_grace_ms = LEASE_GRACE_MS,
+			.lease_grace_ms = k.cfg.lease_grace_ms,
 			.on_checkpoint = on_checkpoint,
 			.on_committed = on_committed,
 			.arg = &k,

@@ -195,7 +195,7 @@ adopt_run(const struct adopt_config *c, FILE *out, FILE *err)
 			.interval_ms = 1000,
 			.max_backoff_ms = 4000,
 			.wal_dir = c->wal_dir,
-			.lease_grace_ms = 10000,
+			.lease_grace_ms = 5000,
 			.on_checkpoint = on_checkpoint,
 			.arg = &ad,
 		};
