@@ -18,7 +18,7 @@
 
 static const char staging_sql[] =
     "CREATE TEMP TABLE IF NOT EXISTS kanal_ledger_staging ("
-    " digest uuid, source text, wal_start bigint) ON COMMIT DELETE ROWS";
+    " digest uuid, source text) ON COMMIT DELETE ROWS";
 
 /*
  * Rows in digest order (no two flushes wait on each other in a cycle).
@@ -31,7 +31,7 @@ static const char claim_sql[] =
     " INSERT INTO kanal.batch_ledger (slot, digest, source, collector_id)"
     " SELECT $1, digest, source, $2 FROM pg_temp.kanal_ledger_staging"
     " ORDER BY digest ON CONFLICT DO NOTHING RETURNING digest)"
-    " SELECT s.wal_start FROM pg_temp.kanal_ledger_staging s"
+    " SELECT s.digest FROM pg_temp.kanal_ledger_staging s"
     " WHERE NOT EXISTS (SELECT 1 FROM ins WHERE ins.digest = s.digest)"
     " OR EXISTS (SELECT 1 FROM kanal.batch_ledger l"
     " WHERE l.digest = s.digest AND l.slot <> $1)";
@@ -128,7 +128,7 @@ copy_batches(PGconn *conn, const struct ledger_batch *b, size_t n, char *err,
 {
 	PGresult *r = PQexec(conn, "COPY pg_temp.kanal_ledger_staging FROM STDIN");
 	/* Sources are at most 63 bytes (sources.c); escaped, 126. */
-	char line[32 + 1 + 2 * 64 + 1 + 24 + 2];
+	char line[32 + 1 + 2 * 64 + 2];
 	int ok = PQresultStatus(r) == PGRES_COPY_IN;
 
 	PQclear(r);
@@ -153,8 +153,7 @@ copy_batches(PGconn *conn, const struct ledger_batch *b, size_t n, char *err,
 		len = 32;
 		line[len++] = '\t';
 		len += copy_escape(line + len, b[i].source);
-		len += (size_t)snprintf(line + len, sizeof(line) - len,
-		    "\t%" PRIu64 "\n", b[i].start);
+		line[len++] = '\n';
 		if (PQputCopyData(conn, line, (int)len) != 1) {
 			pg_fail(conn, "ledger COPY", err, errlen);
 			return -1;
@@ -178,13 +177,47 @@ drain:
 	return -1;
 }
 
-static struct ledger_batch *
-find_start(struct ledger_batch *b, size_t n, uint64_t start)
+/* A uuid's text form (hex, with or without dashes): 0, or -1. */
+static int
+uuid_parse(const char *s, uint8_t out[16])
 {
-	for (size_t i = 0; i < n; i++)
-		if (b[i].start == start)
-			return &b[i];
-	return NULL;
+	int n = 0;
+
+	for (; *s != '\0' && n < 32; s++) {
+		int v;
+
+		if (*s == '-')
+			continue;
+		if (*s >= '0' && *s <= '9')
+			v = *s - '0';
+		else if (*s >= 'a' && *s <= 'f')
+			v = *s - 'a' + 10;
+		else
+			return -1;
+		if (n % 2 == 0)
+			out[n / 2] = (uint8_t)(v << 4);
+		else
+			out[n / 2] |= (uint8_t)v;
+		n++;
+	}
+	return n == 32 && *s == '\0' ? 0 : -1;
+}
+
+/* The first of b (sorted by digest) with this digest, or NULL. */
+static struct ledger_batch *
+find_digest(struct ledger_batch *b, size_t n, const uint8_t d[16])
+{
+	size_t lo = 0, hi = n;
+
+	while (lo < hi) {
+		size_t mid = lo + (hi - lo) / 2;
+
+		if (memcmp(b[mid].digest, d, 16) < 0)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return lo < n && memcmp(b[lo].digest, d, 16) == 0 ? &b[lo] : NULL;
 }
 
 long
@@ -244,8 +277,9 @@ ledger_claim(PGconn *conn, const char *collector_id, struct ledger_batch *b,
 		return -1;
 	}
 	for (int i = 0; i < PQntuples(r); i++) {
-		uint64_t start = strtoull(PQgetvalue(r, i, 0), NULL, 10);
-		struct ledger_batch *x = find_start(b, n, start);
+		uint8_t d[16];
+		struct ledger_batch *x = uuid_parse(PQgetvalue(r, i, 0), d) == 0 ?
+		    find_digest(b, n, d) : NULL;
 
 		if (x != NULL && !x->counted) {
 			x->counted = 1;
