@@ -47,10 +47,20 @@ struct slot {
 	uint64_t duration_ms_sum;
 };
 
+/* A batch of the table (agg_batch), its source interned. 32 bytes. */
+struct batch_ent {
+	uint8_t digest[16];
+	uint64_t start;
+	uint32_t source;
+	uint32_t pad;
+};
+
 struct agg_table {
 	struct slot *slots;
 	size_t cap;		/* power of two */
 	size_t n;
+	struct batch_ent *batches;
+	size_t nbatches, batches_cap;
 };
 
 /* ------------------------------------------------------------- interner */
@@ -259,8 +269,11 @@ table_find(struct agg_table *t, const struct key *k)
 static int
 table_resize(struct agg_table *t, size_t ncap)
 {
-	struct agg_table nt = { calloc(ncap, sizeof(struct slot)), ncap, 0 };
+	struct agg_table nt;
 
+	memset(&nt, 0, sizeof(nt));
+	nt.slots = calloc(ncap, sizeof(struct slot));
+	nt.cap = ncap;
 	if (nt.slots == NULL)
 		return -1;
 	for (size_t i = 0; i < t->cap; i++)
@@ -269,7 +282,10 @@ table_resize(struct agg_table *t, size_t ncap)
 			nt.n++;
 		}
 	free(t->slots);
-	*t = nt;
+	/* The batches stay as they are. */
+	t->slots = nt.slots;
+	t->cap = nt.cap;
+	t->n = nt.n;
 	return 0;
 }
 
@@ -298,6 +314,12 @@ table_clear(struct agg_table *t)
 		memset(t->slots, 0, t->cap * sizeof(*t->slots));
 	}
 	t->n = 0;
+	if (t->batches_cap > TABLE_MIN && t->nbatches * 8 < t->batches_cap) {
+		free(t->batches);
+		t->batches = NULL;
+		t->batches_cap = 0;
+	}
+	t->nbatches = 0;
 }
 
 /* ------------------------------------------------------------------ API */
@@ -330,6 +352,8 @@ agg_free(struct agg *a)
 		return;
 	free(a->tables[0].slots);
 	free(a->tables[1].slots);
+	free(a->tables[0].batches);
+	free(a->tables[1].batches);
 	intern_free(&a->codes);
 	free(a->ids);
 	pthread_mutex_destroy(&a->mu);
@@ -338,7 +362,7 @@ agg_free(struct agg *a)
 
 int
 agg_add(struct agg *a, const struct agg_event *ev, size_t n,
-    uint64_t position)
+    uint64_t position, const struct agg_batch *b)
 {
 	struct agg_table *t;
 	uint32_t *hours, now_hour = (uint32_t)(clock_wall_ms() / MS_PER_HOUR);
@@ -359,6 +383,16 @@ agg_add(struct agg *a, const struct agg_event *ev, size_t n,
 		}
 		a->ids = nv;
 		a->ids_cap = n * 2;
+	}
+	if (b != NULL && t->nbatches == t->batches_cap) {
+		size_t ncap = t->batches_cap ? t->batches_cap * 2 : 256;
+		struct batch_ent *nv = realloc(t->batches, ncap * sizeof(*nv));
+		if (nv == NULL) {
+			errno = ENOMEM;
+			goto out;
+		}
+		t->batches = nv;
+		t->batches_cap = ncap;
 	}
 	/*
 	 * All or nothing: intern every code first, the only step that can
@@ -385,6 +419,18 @@ agg_add(struct agg *a, const struct agg_event *ev, size_t n,
 			goto out;
 		a->ids[2 * i] = (uint32_t)svc;
 		a->ids[2 * i + 1] = (uint32_t)reg;
+	}
+	if (b != NULL) {
+		int64_t src = intern(&a->codes, b->source, b->source_len);
+		struct batch_ent *e;
+
+		if (src < 0)
+			goto out;
+		e = &t->batches[t->nbatches++];
+		memcpy(e->digest, b->digest, 16);
+		e->start = b->start;
+		e->source = (uint32_t)src;
+		e->pad = 0;
 	}
 	for (size_t i = 0; i < n; i++) {
 		struct key k;
@@ -483,6 +529,23 @@ agg_table_foreach(const struct agg *a, const struct agg_table *t,
 		row.duration_events = s->duration_events;
 		fn(arg, &row);
 	}
+}
+
+size_t
+agg_table_batches(const struct agg_table *t)
+{
+	return t->nbatches;
+}
+
+void
+agg_table_foreach_batch(const struct agg *a, const struct agg_table *t,
+    void (*fn)(void *arg, const uint8_t digest[16], const char *source,
+    uint64_t start), void *arg)
+{
+	for (size_t i = 0; i < t->nbatches; i++)
+		fn(arg, t->batches[i].digest,
+		    intern_str(&a->codes, t->batches[i].source),
+		    t->batches[i].start);
 }
 
 size_t

@@ -42,6 +42,18 @@ struct agg_event {
 	uint8_t assisted;	/* 0 or 1 */
 };
 
+/*
+ * The batch an add comes from (one WAL record): remembered with the frozen
+ * table so that the flush can claim it in the fleet's ledger (ledger.h)
+ * and, should another instance have counted it, take its events out.
+ */
+struct agg_batch {
+	uint8_t digest[16];	/* dedup_digest(source, batch_id) */
+	const char *source;	/* not NUL-terminated */
+	size_t source_len;
+	uint64_t start;		/* WAL position of the record */
+};
+
 /* One key and its values, with codes resolved to strings. */
 struct agg_row {
 	int64_t bucket;		/* Unix seconds of the UTC hour's start */
@@ -61,12 +73,12 @@ struct agg *agg_new(void);
 void agg_free(struct agg *a);
 
 /*
- * Adds n events, durable up to WAL position `position`. All or nothing:
- * returns 0, or -1 with errno ENOMEM (or ENOSPC when the code interner is
- * full) and nothing added.
+ * Adds n events, durable up to WAL position `position`, from batch b (NULL:
+ * none to remember). All or nothing: returns 0, or -1 with errno ENOMEM
+ * (or ENOSPC when the code interner is full) and nothing added.
  */
 int agg_add(struct agg *a, const struct agg_event *ev, size_t n,
-    uint64_t position);
+    uint64_t position, const struct agg_batch *b);
 
 /*
  * Takes the table to flush: the one frozen earlier and not yet released,
@@ -83,6 +95,16 @@ size_t agg_table_keys(const struct agg_table *t);
 /* Calls fn for every key of a frozen table, in no particular order. */
 void agg_table_foreach(const struct agg *a, const struct agg_table *t,
     void (*fn)(void *arg, const struct agg_row *row), void *arg);
+
+/* Batches added to t, in the order they were added. */
+size_t agg_table_batches(const struct agg_table *t);
+/*
+ * Calls fn for every batch of a frozen table, in the order added; source
+ * is NUL-terminated and lives as long as the agg.
+ */
+void agg_table_foreach_batch(const struct agg *a, const struct agg_table *t,
+    void (*fn)(void *arg, const uint8_t digest[16], const char *source,
+    uint64_t start), void *arg);
 
 /* Keys held in memory: active plus frozen. */
 size_t agg_keys(struct agg *a);

@@ -58,7 +58,8 @@ static const struct key keys[] = {
 	  "WAL segment file size; whole segments are removed once flushed" },
 	{ "dedup-window", KEY_DURATION, OFF(dedup_window_ms), "24h", 60000,
 	  30 * MS_DAY, NULL, "DURATION",
-	  "how long a batch_id is remembered, so a retry is not counted twice" },
+	  "how long a batch_id is remembered, so a retry is not counted twice "
+	  "(here, and in the fleet's ledger in PostgreSQL)" },
 	{ "dedup-max-batches", KEY_UINT, OFF(dedup_max_batches), "1000000",
 	  1024, 100000000, NULL, "N",
 	  "most batch_ids remembered (about 50 bytes each); past it the "
@@ -68,6 +69,10 @@ static const struct key keys[] = {
 	{ "collector-id", KEY_STRING, OFF(collector_id), "kanald", 0, 0,
 	  check_collector_id, "ID",
 	  "this instance's name in kanal.collector_checkpoint; unique per instance" },
+	{ "lease-grace", KEY_DURATION, OFF(lease_grace_ms), "15s", 0,
+	  600 * 1000, NULL, "DURATION",
+	  "how long the collector-id may be found in use by another session "
+	  "before kanald exits 4 (a killed predecessor's session ends late)" },
 	{ "flush-interval", KEY_DURATION, OFF(flush_interval_ms), "1s", 10,
 	  3600 * 1000, NULL, "DURATION",
 	  "how often rollups are written to PostgreSQL (200ms, 1s, 1h)" },

@@ -40,6 +40,7 @@ struct config {
 	uint64_t wal_max_size;
 	uint64_t wal_segment_size;
 	uint64_t dedup_window_ms;
+	uint64_t lease_grace_ms;
 	uint64_t dedup_max_batches;
 	uint64_t max_connections;
 	uint64_t rate_limit;		/* events per second per source; 0 = off */

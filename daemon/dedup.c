@@ -59,8 +59,8 @@ struct dedup {
 	size_t plen, pcap;
 };
 
-static void
-digest_of(const char *src, size_t srclen, const char *bid, size_t bidlen,
+void
+dedup_digest(const char *src, size_t srclen, const char *bid, size_t bidlen,
     uint8_t out[16])
 {
 	uint8_t buf[64 + 1 + 64], d[SHA256_DIGEST_LENGTH];
@@ -205,7 +205,7 @@ dedup_find(struct dedup *d, const char *source, size_t source_len,
 	size_t i;
 	const struct entry *e;
 
-	digest_of(source, source_len, batch_id, batch_id_len, dg);
+	dedup_digest(source, source_len, batch_id, batch_id_len, dg);
 	i = table_find(d, dg);
 	if (d->table[i] == 0)
 		return DEDUP_NEW;
@@ -262,7 +262,7 @@ dedup_add(struct dedup *d, const char *source, size_t source_len,
 {
 	uint8_t dg[16];
 
-	digest_of(source, source_len, batch_id, batch_id_len, dg);
+	dedup_digest(source, source_len, batch_id, batch_id_len, dg);
 	return add_digest(d, dg, accepted, rejected, received_ms, pending);
 }
 
@@ -273,7 +273,7 @@ dedup_settle(struct dedup *d, const char *source, size_t source_len,
 	uint8_t dg[16];
 	size_t i;
 
-	digest_of(source, source_len, batch_id, batch_id_len, dg);
+	dedup_digest(source, source_len, batch_id, batch_id_len, dg);
 	i = table_find(d, dg);
 	if (d->table[i] == 0)
 		return;
@@ -329,7 +329,7 @@ dedup_persist_record(struct dedup *d, const struct wal_record *rec,
 			d->pcap = ncap;
 		}
 		e = d->persist + d->plen;
-		digest_of(b.source, b.source_len, b.batch_id, b.batch_id_len,
+		dedup_digest(b.source, b.source_len, b.batch_id, b.batch_id_len,
 		    e + 4);
 		memcpy(e + 20, &b.accepted, 4);
 		memcpy(e + 24, &b.rejected, 4);

@@ -33,6 +33,14 @@ enum dedup_state {
 	DEDUP_DONE,		/* seen and durable: answer with its counts */
 };
 
+/*
+ * The batch's 128-bit digest: the first 16 bytes of SHA-256(source, NUL,
+ * batch_id). The same digest keys the fleet's ledger (ledger.h). Can't
+ * fail.
+ */
+void dedup_digest(const char *source, size_t source_len,
+    const char *batch_id, size_t batch_id_len, uint8_t out[16]);
+
 /* NULL on out-of-memory. dir: where batches.idx lives (the WAL dir). */
 struct dedup *dedup_new(const char *dir, uint64_t window_ms,
     size_t max_entries);

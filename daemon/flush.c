@@ -11,12 +11,16 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include <libpq-fe.h>
 
 #include "agg.h"
 #include "clock.h"
+#include "ledger.h"
 #include "log.h"
+#include "notify.h"
+#include "record.h"
 #include "validate.h"
 
 #define BACKOFF_FIRST_MS 500
@@ -31,6 +35,12 @@ struct flush {
 	int (*on_checkpoint)(void *, uint64_t, char *, size_t);
 	void (*on_committed)(void *, uint64_t);
 	void *cb_arg;
+
+	char *wal_dir;
+	uint64_t ledger_epoch_ms;
+	uint64_t lease_grace_ms;
+	char session_name[128];		/* application_name: ledger.h */
+	uint64_t lease_refused_since;	/* monotonic ms; 0 = not refused */
 
 	PGconn *conn;
 	int replayed;			/* on_checkpoint done */
@@ -48,6 +58,10 @@ struct flush {
 	char *buf;			/* COPY text of one flush */
 	size_t len, cap;
 	int buf_failed;
+
+	struct ledger_batch *lb;	/* the batches of one flush */
+	size_t nlb, lbcap;
+	uint64_t *starts;		/* of those counted elsewhere */
 };
 
 static const char staging_sql[] =
@@ -75,6 +89,26 @@ static const char upsert_sql[] =
  * still finishing, and then finds the checkpoint already at or past its
  * own and updates nothing (0 rows): the counts are in.
  */
+/*
+ * When the ledger found batches counted elsewhere, their events were added
+ * to the staging rows as negative counts: sum them per key first. A key
+ * that only those batches had sums to zero and is left out.
+ */
+static const char upsert_grouped_sql[] =
+    "INSERT INTO kanal.usage_hourly AS u (bucket, service_code, channel,"
+    " region_code, outcome, assisted, events, duration_ms_sum,"
+    " duration_events)"
+    " SELECT bucket, service_code, channel, region_code, outcome, assisted,"
+    " sum(events), sum(duration_ms_sum), sum(duration_events)"
+    " FROM pg_temp.kanal_staging"
+    " GROUP BY bucket, service_code, channel, region_code, outcome, assisted"
+    " HAVING sum(events) > 0"
+    " ORDER BY bucket, service_code, channel, region_code, outcome, assisted"
+    " ON CONFLICT (bucket, service_code, channel, region_code, outcome,"
+    " assisted) DO UPDATE SET events = u.events + EXCLUDED.events,"
+    " duration_ms_sum = u.duration_ms_sum + EXCLUDED.duration_ms_sum,"
+    " duration_events = u.duration_events + EXCLUDED.duration_events";
+
 static const char checkpoint_sql[] =
     "INSERT INTO kanal.collector_checkpoint AS c (collector_id,"
     " wal_position, updated_at) VALUES ($1, $2, now())"
@@ -112,7 +146,20 @@ flush_new(struct agg *a, const struct flush_config *cfg)
 	f->cb_arg = cfg->arg;
 	f->conninfo = strdup(cfg->conninfo != NULL ? cfg->conninfo : "");
 	f->collector_id = strdup(cfg->collector_id);
-	if (f->conninfo == NULL || f->collector_id == NULL)
+	f->wal_dir = strdup(cfg->wal_dir != NULL ? cfg->wal_dir : "");
+	f->ledger_epoch_ms = cfg->ledger_epoch_ms ? cfg->ledger_epoch_ms :
+	    8 * 3600 * 1000;
+	f->lease_grace_ms = cfg->lease_grace_ms;
+	{
+		/* Tells this process's sessions from any other's. */
+		uint64_t nonce = (uint64_t)clock_wall_ms() << 20 ^
+		    (uint64_t)getpid() ^ (uint64_t)(uintptr_t)f;
+
+		ledger_session_name(f->session_name, sizeof(f->session_name),
+		    f->collector_id, nonce);
+	}
+	if (f->conninfo == NULL || f->collector_id == NULL ||
+	    f->wal_dir == NULL)
 		goto fail;
 	if (pthread_mutex_init(&f->mu, NULL) != 0)
 		goto fail;
@@ -131,6 +178,7 @@ flush_new(struct agg *a, const struct flush_config *cfg)
 fail:
 	free(f->conninfo);
 	free(f->collector_id);
+	free(f->wal_dir);
 	free(f);
 	return NULL;
 }
@@ -142,7 +190,68 @@ disconnect(struct flush *f)
 	f->conn = NULL;
 	pthread_mutex_lock(&f->mu);
 	f->stats.connected = 0;
+	f->stats.lease_held = 0;
 	pthread_mutex_unlock(&f->mu);
+}
+
+/*
+ * The collector's lease (ledger.h), on a new connection. 0 taken; -1 not
+ * now (try again); -2 refused for good.
+ */
+static int
+take_lease(struct flush *f)
+{
+	char holder[512], e[512];
+	uint64_t now = clock_mono_ms();
+
+	switch (ledger_lease_take(f->conn, f->collector_id, f->session_name,
+	    holder, sizeof(holder), e, sizeof(e))) {
+	case LEASE_TAKEN:
+		if (f->lease_refused_since != 0)
+			log_notice("collector lease taken: collector_id=%s",
+			    f->collector_id);
+		f->lease_refused_since = 0;
+		pthread_mutex_lock(&f->mu);
+		f->stats.lease_held = 1;
+		pthread_mutex_unlock(&f->mu);
+		return 0;
+	case LEASE_OURS_STALE:
+		log_notice("an earlier session of this process still held the "
+		    "collector lease; ended it: %s", holder);
+		return -1;
+	case LEASE_RETIRED:
+		log_errx("collector_id=%s was retired (its write-ahead log was "
+		    "adopted by kanalctl wal adopt): %s; start this kanald "
+		    "with a new collector-id and an empty wal-dir",
+		    f->collector_id, holder);
+		goto refused;
+	case LEASE_HELD:
+		if (f->lease_refused_since == 0)
+			f->lease_refused_since = now;
+		if (now - f->lease_refused_since >= f->lease_grace_ms) {
+			log_errx("another process writes as collector_id=%s: "
+			    "%s; two kanald must not share a collector-id "
+			    "(give each its own), and kanalctl wal adopt must "
+			    "not run while the collector is alive",
+			    f->collector_id, holder);
+			goto refused;
+		}
+		log_warnx("the collector lease is held by another session; "
+		    "waiting for it to end: collector_id=%s %s "
+		    "gives_up_in_ms=%" PRIu64, f->collector_id, holder,
+		    f->lease_grace_ms - (now - f->lease_refused_since));
+		return -1;
+	case LEASE_ERROR:
+		break;
+	}
+	log_warnx("cannot take the collector lease (is the database migrated? "
+	    "kanalctl migrate): err=\"%s\"", e);
+	return -1;
+refused:
+	pthread_mutex_lock(&f->mu);
+	f->stats.lease_refused = 1;
+	pthread_mutex_unlock(&f->mu);
+	return -2;
 }
 
 /* The collector's stored checkpoint: 0 and *pos, or -1 on error. */
@@ -169,15 +278,21 @@ out:
 	return rc;
 }
 
+/* 0 connected; -1 failed (try again); -2 the lease is refused for good. */
 static int
 connect_db(struct flush *f)
 {
-	const char *keys[] = { "application_name", "connect_timeout", "dbname",
+	/*
+	 * application_name after dbname, which may be a whole conninfo:
+	 * the lease holder's session must carry this process's name.
+	 */
+	const char *keys[] = { "connect_timeout", "dbname", "application_name",
 	    NULL };
-	const char *vals[] = { "kanald", "10", f->conninfo, NULL };
+	const char *vals[] = { "10", f->conninfo, f->session_name, NULL };
 	PGresult *r;
 	char e[256];
 	uint64_t pos;
+	int rc = -1;
 
 	f->conn = PQconnectdbParams(keys, vals, 1);
 	if (f->conn == NULL || PQstatus(f->conn) != CONNECTION_OK) {
@@ -185,6 +300,14 @@ connect_db(struct flush *f)
 		    pg_err(f->conn, e, sizeof(e)));
 		goto fail;
 	}
+	/*
+	 * The server notices a dead connection (and ends its session, with
+	 * the lease) within about 25 s over TCP, not the two hours of the
+	 * kernel's default keepalive. Ignored on a Unix socket.
+	 */
+	r = PQexec(f->conn, "SET tcp_keepalives_idle = 10;"
+	    " SET tcp_keepalives_interval = 5; SET tcp_keepalives_count = 3");
+	PQclear(r);
 	r = PQexec(f->conn, staging_sql);
 	if (PQresultStatus(r) != PGRES_COMMAND_OK) {
 		log_warnx("cannot create the staging table: err=\"%s\"",
@@ -193,6 +316,14 @@ connect_db(struct flush *f)
 		goto fail;
 	}
 	PQclear(r);
+	if (ledger_prepare(f->conn, e, sizeof(e)) == -1) {
+		log_warnx("cannot prepare the ledger: err=\"%s\"", e);
+		goto fail;
+	}
+	rc = take_lease(f);
+	if (rc != 0)
+		goto fail;
+	rc = -1;
 	if (checkpoint_read(f, &pos) == -1)
 		goto fail;
 	if (!f->replayed) {
@@ -243,16 +374,20 @@ connect_db(struct flush *f)
 fail:
 	PQfinish(f->conn);
 	f->conn = NULL;
-	return -1;
+	pthread_mutex_lock(&f->mu);
+	f->stats.lease_held = 0;
+	pthread_mutex_unlock(&f->mu);
+	return rc;
 }
 
+/* One COPY line; sign -1 writes the counts negated (ledger duplicates). */
 static void
-buf_add_row(void *arg, const struct agg_row *row)
+buf_put_row(struct flush *f, const struct agg_row *row, int sign)
 {
-	struct flush *f = arg;
 	struct tm tm;
 	time_t t = (time_t)row->bucket;
 	char ts[32];
+	const char *minus = sign < 0 ? "-" : "";
 	int n;
 
 	if (f->buf_failed)
@@ -271,12 +406,127 @@ buf_add_row(void *arg, const struct agg_row *row)
 	gmtime_r(&t, &tm);
 	strftime(ts, sizeof(ts), "%Y-%m-%d %H:00:00+00", &tm);
 	n = snprintf(f->buf + f->len, f->cap - f->len,
-	    "%s\t%s\t%s\t%s\t%s\t%s\t%" PRIu64 "\t%" PRIu64 "\t%" PRIu64 "\n",
-	    ts, row->service, validate_channel_name(row->channel),
+	    "%s\t%s\t%s\t%s\t%s\t%s\t%s%" PRIu64 "\t%s%" PRIu64 "\t%s%"
+	    PRIu64 "\n", ts, row->service, validate_channel_name(row->channel),
 	    row->region, validate_outcome_name(row->outcome),
-	    row->assisted ? "t" : "f", row->events, row->duration_ms_sum,
-	    row->duration_events);
+	    row->assisted ? "t" : "f", minus, row->events, minus,
+	    row->duration_ms_sum, minus, row->duration_events);
 	f->len += (size_t)n;
+}
+
+static void
+buf_add_row(void *arg, const struct agg_row *row)
+{
+	buf_put_row(arg, row, 1);
+}
+
+/* An event of a batch counted elsewhere: taken out of the staging rows. */
+static void
+buf_sub_event(void *arg, const struct record_batch *b,
+    const struct agg_event *ev)
+{
+	struct flush *f = arg;
+	char service[65], region[16];
+	struct agg_row row;
+
+	(void)b;
+	/* Codes were checked by record_event_next: 64 and 13 bytes at most. */
+	snprintf(service, sizeof(service), "%.*s", (int)ev->service_len,
+	    ev->service);
+	snprintf(region, sizeof(region), "%.*s", (int)ev->region_len,
+	    ev->region);
+	row.bucket = agg_hour_bucket(ev->occurred_at_ms);
+	row.service = service;
+	row.region = region;
+	row.channel = ev->channel;
+	row.outcome = ev->outcome;
+	row.assisted = ev->assisted != 0;
+	row.events = 1;
+	row.duration_ms_sum = ev->duration_ms;
+	row.duration_events = ev->duration_ms != 0;
+	buf_put_row(f, &row, -1);
+}
+
+static void
+lb_add(void *arg, const uint8_t digest[16], const char *source,
+    uint64_t start)
+{
+	struct flush *f = arg;
+	struct ledger_batch *b = &f->lb[f->nlb++];
+
+	memcpy(b->digest, digest, 16);
+	b->source = source;
+	b->start = start;
+	b->counted = 0;
+}
+
+static int
+start_cmp(const void *x, const void *y)
+{
+	uint64_t a = *(const uint64_t *)x, b = *(const uint64_t *)y;
+
+	return a < b ? -1 : a > b;
+}
+
+/*
+ * In the open transaction: claims t's batches in the ledger and appends
+ * the events of those counted elsewhere, negated, to the COPY text.
+ * Returns how many were counted elsewhere, or -1 (roll back). *advance:
+ * the ledger's epoch is due to move on.
+ */
+static long
+claim_batches(struct flush *f, struct agg_table *t, int *advance)
+{
+	size_t n = agg_table_batches(t), k = 0;
+	long counted;
+	char e[512];
+
+	*advance = 0;
+	if (n == 0)
+		return 0;
+	if (n > f->lbcap) {
+		struct ledger_batch *nb = realloc(f->lb, n * sizeof(*nb));
+		uint64_t *ns = realloc(f->starts, n * sizeof(*ns));
+
+		if (nb != NULL)
+			f->lb = nb;
+		if (ns != NULL)
+			f->starts = ns;
+		if (nb == NULL || ns == NULL) {
+			log_warnx("flush failed: err=\"out of memory\" "
+			    "batches=%zu", n);
+			return -1;
+		}
+		f->lbcap = n;
+	}
+	f->nlb = 0;
+	agg_table_foreach_batch(f->agg, t, lb_add, f);
+	counted = ledger_claim(f->conn, f->collector_id, f->lb, f->nlb,
+	    f->ledger_epoch_ms, advance, e, sizeof(e));
+	if (counted == -1) {
+		log_warnx("flush failed at the ledger: err=\"%s\"", e);
+		return -1;
+	}
+	if (counted == 0)
+		return 0;
+	for (size_t i = 0; i < f->nlb; i++)
+		if (f->lb[i].counted)
+			f->starts[k++] = f->lb[i].start;
+	qsort(f->starts, k, sizeof(*f->starts), start_cmp);
+	if (record_read_batches(f->wal_dir, f->starts, k, buf_sub_event, f,
+	    e, sizeof(e)) == -1) {
+		log_warnx("flush failed: a batch counted by another collector "
+		    "must be taken out, but %s: wal_dir=%s", e, f->wal_dir);
+		return -1;
+	}
+	if (f->buf_failed) {
+		log_warnx("flush failed: err=\"out of memory\" keys=%zu",
+		    agg_table_keys(t));
+		return -1;
+	}
+	log_info("batches already counted by another collector taken out "
+	    "of this flush: batches=%ld", counted);
+	return counted;
 }
 
 static int
@@ -300,10 +550,11 @@ exec_ok(struct flush *f, const char *sql, const char *what)
 static int
 write_table(struct flush *f, struct agg_table *t, uint64_t checkpoint)
 {
-	char cp[32], e[256];
+	char cp[32], e[512];
 	const char *params[2] = { f->collector_id, cp };
 	PGresult *r;
-	int ok, already;
+	int ok, already, advance = 0;
+	long dups;
 
 	f->len = 0;
 	f->buf_failed = 0;
@@ -336,6 +587,9 @@ write_table(struct flush *f, struct agg_table *t, uint64_t checkpoint)
 		PQclear(r);
 		return 1;
 	}
+	dups = claim_batches(f, t, &advance);
+	if (dups == -1)
+		goto rollback;
 	if (exec_ok(f, "TRUNCATE pg_temp.kanal_staging", "TRUNCATE") == -1)
 		goto rollback;
 	r = PQexec(f->conn, "COPY pg_temp.kanal_staging FROM STDIN");
@@ -362,7 +616,8 @@ write_table(struct flush *f, struct agg_table *t, uint64_t checkpoint)
 		    pg_err(f->conn, e, sizeof(e)));
 		goto rollback;
 	}
-	if (exec_ok(f, upsert_sql, "upsert") == -1)
+	if (exec_ok(f, dups > 0 ? upsert_grouped_sql : upsert_sql,
+	    "upsert") == -1)
 		goto rollback;
 	r = PQexec(f->conn, "COMMIT");
 	ok = PQresultStatus(r) == PGRES_COMMAND_OK;
@@ -376,6 +631,26 @@ write_table(struct flush *f, struct agg_table *t, uint64_t checkpoint)
 		    pg_err(f->conn, e, sizeof(e)),
 		    f->commit_unknown ? "unknown" : "rolled-back");
 		return -1;
+	}
+	pthread_mutex_lock(&f->mu);
+	f->stats.ledger_batches += f->nlb - (size_t)dups;
+	f->stats.ledger_duplicates += (uint64_t)dups;
+	pthread_mutex_unlock(&f->mu);
+	if (advance) {
+		/* Not part of the flush: its failure costs only a later try. */
+		int moved = ledger_advance(f->conn, f->ledger_epoch_ms, e,
+		    sizeof(e));
+
+		if (moved == -1)
+			log_warnx("could not advance the ledger epoch: "
+			    "err=\"%s\"", e);
+		else if (moved == 1) {
+			log_info("ledger epoch advanced: collector_id=%s",
+			    f->collector_id);
+			pthread_mutex_lock(&f->mu);
+			f->stats.ledger_epoch_advances++;
+			pthread_mutex_unlock(&f->mu);
+		}
 	}
 	return 0;
 rollback:
@@ -393,8 +668,14 @@ flush_once(struct flush *f)
 
 	if (f->conn != NULL && PQstatus(f->conn) != CONNECTION_OK)
 		disconnect(f);
-	if (f->conn == NULL && connect_db(f) == -1)
-		goto fail;
+	if (f->conn == NULL) {
+		int rc = connect_db(f);
+
+		if (rc == -2)
+			return -2;
+		if (rc == -1)
+			goto fail;
+	}
 	t = agg_freeze(f->agg, &pos);
 	keys = agg_table_keys(t);
 	if (keys == 0) {
@@ -470,7 +751,17 @@ flush_main(void *arg)
 	uint64_t delay = 0;
 
 	while (!wait_ms(f, delay)) {
-		if (flush_once(f) == 0) {
+		int rc = flush_once(f);
+
+		if (rc == -2) {
+			notify_send("STATUS=stopped: the collector lease is "
+			    "refused (see the log)");
+			log_errx("stopping: collector_id=%s must not be written "
+			    "by this process; what it acknowledged stays in its "
+			    "write-ahead log", f->collector_id);
+			exit(FLUSH_EXIT_LEASE);
+		}
+		if (rc == 0) {
 			if (f->backoff_ms != 0)
 				log_notice("flush recovered: keys_held=%zu",
 				    agg_keys(f->agg));
@@ -517,11 +808,15 @@ flush_stop(struct flush *f, uint64_t deadline_ms)
 	}
 	/* Both tables may hold counts: the frozen one, then the active one. */
 	for (;;) {
-		if (flush_once(f) == 0) {
+		int rc = flush_once(f);
+
+		if (rc == 0) {
 			if (agg_keys(f->agg) == 0)
 				return 0;
 			continue;
 		}
+		if (rc == -2)
+			break;
 		if (clock_mono_us() + wait * 1000 > end)
 			break;
 		struct timespec ts = { (time_t)(wait / 1000),
@@ -551,8 +846,11 @@ flush_free(struct flush *f)
 	pthread_cond_destroy(&f->cond);
 	pthread_mutex_destroy(&f->mu);
 	free(f->buf);
+	free(f->lb);
+	free(f->starts);
 	free(f->conninfo);
 	free(f->collector_id);
+	free(f->wal_dir);
 	free(f);
 }
 

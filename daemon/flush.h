@@ -34,11 +34,30 @@
 struct agg;
 struct flush;
 
+/*
+ * kanald's exit status when it must not write under its collector_id:
+ * another live process holds the collector's lease, or the collector was
+ * retired (its WAL adopted). systemd does not restart on it.
+ */
+#define FLUSH_EXIT_LEASE 4
+
 struct flush_config {
 	const char *conninfo;		/* "" = libpq's PG* environment */
 	const char *collector_id;
 	uint64_t interval_ms;
 	uint64_t max_backoff_ms;	/* cap of the retry back-off */
+	/*
+	 * The WAL directory, from which a batch that the ledger says was
+	 * counted elsewhere is read back to be taken out of the flush.
+	 */
+	const char *wal_dir;
+	uint64_t ledger_epoch_ms;	/* a third of the dedup window */
+	/*
+	 * How long the collector's lease may be found held by another
+	 * session before kanald gives up (a killed predecessor's session
+	 * can outlive it by a moment). 0: give up at once.
+	 */
+	uint64_t lease_grace_ms;
 	/*
 	 * Called once, on the flush thread, with the checkpoint found at the
 	 * first connection, before any flush. Returns 0, or -1 with a
@@ -60,6 +79,11 @@ struct flush_stats {
 	uint64_t errors;		/* failed attempts */
 	struct histogram duration_us;	/* each committed flush, BEGIN..COMMIT */
 	uint64_t checkpoint;		/* last committed checkpoint */
+	uint64_t ledger_batches;	/* ledger rows committed */
+	uint64_t ledger_duplicates;	/* batches counted elsewhere, taken out */
+	uint64_t ledger_epoch_advances;
+	int lease_held;			/* this process holds the lease now */
+	int lease_refused;		/* for good: see FLUSH_EXIT_LEASE */
 };
 
 /* Strings in cfg are copied. NULL on out-of-memory. */
@@ -75,10 +99,13 @@ int flush_stop(struct flush *f, uint64_t deadline_ms);
 void flush_free(struct flush *f);
 
 /*
- * One flush, on the calling thread (tests; the thread uses it too): connect
- * if needed, freeze, write, release. Returns 0 when the frozen table was
- * committed (or was empty), -1 when it is still held. Must not run at the
- * same time as the thread.
+ * One flush, on the calling thread (tests and kanalctl wal adopt; the
+ * thread uses it too): connect if needed, freeze, write, release. Returns
+ * 0 when the frozen table was committed (or was empty), -1 when it is
+ * still held, -2 when the collector's lease is refused for good (held by
+ * another process past the grace, or the collector is retired: the thread
+ * then exits the process with FLUSH_EXIT_LEASE). Must not run at the same
+ * time as the thread.
  */
 int flush_once(struct flush *f);
 

@@ -379,38 +379,14 @@ void
 ingest_apply(void *arg, const struct wal_record *rec)
 {
 	struct ingest *in = arg;
-	struct record_batch b;
-	size_t off, n = 0;
 
-	if (rec->type != RECORD_TYPE_BATCH)
-		return;
-	if (record_batch_decode(rec->payload, rec->len, &b, &off) == -1)
-		goto bad;
-	if (b.accepted > in->apply_cap) {
-		struct agg_event *nv = realloc(in->apply_ev, b.accepted *
-		    sizeof(*nv));
-		if (nv == NULL)
-			fatalx("out of memory applying a WAL record");
-		in->apply_ev = nv;
-		in->apply_cap = b.accepted;
-	}
-	for (n = 0; n < b.accepted; n++)
-		if (record_event_next(rec->payload, rec->len, &off,
-		    &in->apply_ev[n]) == -1)
-			goto bad;
-	if (off != rec->len)
-		goto bad;
 	/*
 	 * The rollup table can't be allowed to drop a durable record: a
 	 * failure here is memory exhaustion, and the WAL still has it.
 	 */
-	if (agg_add(in->agg, in->apply_ev, n, rec->end) == -1)
+	if (record_apply(in->agg, rec, &in->apply_ev, &in->apply_cap) == -2)
 		fatal("cannot add a durable record to the rollups; the WAL "
 		    "keeps it for the restart");
-	return;
-bad:
-	log_errx("skipping a WAL record that does not decode: start=%llu "
-	    "len=%zu", (unsigned long long)rec->start, rec->len);
 }
 
 size_t

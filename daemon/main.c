@@ -13,7 +13,8 @@
  *
  * Exit status: 0 stopped cleanly; 1 bad configuration or start-up
  * failure; 3 the write-ahead log is damaged or does not match the
- * database (a person must look: systemd does not restart on 3).
+ * database; 4 another live kanald holds this collector_id's lease, or the
+ * collector was retired (a person must look: systemd restarts on neither).
  */
 #include <errno.h>
 #include <signal.h>
@@ -378,6 +379,9 @@ main(int argc, char **argv)
 			.collector_id = k.cfg.collector_id,
 			.interval_ms = k.cfg.flush_interval_ms,
 			.max_backoff_ms = 30000,
+			.wal_dir = k.cfg.wal_dir,
+			.ledger_epoch_ms = k.cfg.dedup_window_ms / 3,
+			.lease_grace_ms = k.cfg.lease_grace_ms,
 			.on_checkpoint = on_checkpoint,
 			.on_committed = on_committed,
 			.arg = &k,

@@ -218,6 +218,23 @@ render_flush(struct out *o, const struct metrics_snapshot *s)
 	scalar(o, "kanal_late_events_total", "counter", "Events added for a "
 	    "past hour that a flush had already written to PostgreSQL.",
 	    s->agg.late_events);
+	head(o, "kanal_duplicate_batches_total", "counter", "Retried batches "
+	    "not counted again, by where they were recognised: local (this "
+	    "instance's batch memory, answered duplicate=true) or ledger (at "
+	    "flush: another instance had counted it; taken out of the flush).");
+	put(o, "kanal_duplicate_batches_total{where=\"local\"} %" PRIu64 "\n",
+	    s->ingest.batches_duplicate);
+	put(o, "kanal_duplicate_batches_total{where=\"ledger\"} %" PRIu64
+	    "\n", s->flush.ledger_duplicates);
+	scalar(o, "kanal_ledger_batches_total", "counter", "Batches entered "
+	    "in the fleet's ledger (kanal.batch_ledger) by committed flushes.",
+	    s->flush.ledger_batches);
+	scalar(o, "kanal_ledger_epoch_advances_total", "counter", "Times this "
+	    "instance moved the ledger's epoch on and emptied the oldest slot.",
+	    s->flush.ledger_epoch_advances);
+	scalar(o, "kanal_collector_lease", "gauge", "1 while this instance "
+	    "holds its collector_id's lease in PostgreSQL, else 0.",
+	    s->flush.lease_held ? 1 : 0);
 }
 
 int

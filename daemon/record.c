@@ -4,10 +4,17 @@
  */
 #include "record.h"
 
+#include <errno.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
+#include "dedup.h"
 #include "le.h"
+#include "log.h"
 #include "validate.h"
+#include "wal.h"
 
 #define EVENT_FIXED (8 + 4 + 3 + 1 + 1)
 
@@ -120,4 +127,95 @@ record_event_next(const uint8_t *p, size_t len, size_t *off,
 		return -1;
 	*off = o;
 	return 0;
+}
+
+int
+record_read_batches(const char *dir, const uint64_t *starts, size_t n,
+    void (*fn)(void *arg, const struct record_batch *b,
+    const struct agg_event *ev), void *arg, char *err, size_t errlen)
+{
+	struct wal_reader *r;
+	struct wal_damage d;
+	struct wal_record rec;
+	int rc = -1;
+
+	if (n == 0)
+		return 0;
+	r = wal_reader_open(dir, err, errlen);
+	if (r == NULL)
+		return -1;
+	for (size_t i = 0; i < n; i++) {
+		struct record_batch b;
+		struct agg_event ev;
+		size_t off;
+
+		d.what[0] = '\0';
+		if (wal_reader_seek(r, starts[i], &d) == -1 ||
+		    wal_reader_next(r, &rec, &d) != 1) {
+			snprintf(err, errlen, "cannot read the WAL record at "
+			    "position %" PRIu64 ": %s", starts[i],
+			    d.what[0] != '\0' ? d.what : "not found");
+			goto out;
+		}
+		if (rec.start != starts[i] || rec.type != RECORD_TYPE_BATCH ||
+		    record_batch_decode(rec.payload, rec.len, &b, &off) == -1) {
+			snprintf(err, errlen, "the WAL record at position %"
+			    PRIu64 " is not a batch", starts[i]);
+			goto out;
+		}
+		for (uint32_t k = 0; k < b.accepted; k++) {
+			if (record_event_next(rec.payload, rec.len, &off,
+			    &ev) == -1) {
+				snprintf(err, errlen, "the WAL record at "
+				    "position %" PRIu64 " does not decode",
+				    starts[i]);
+				goto out;
+			}
+			fn(arg, &b, &ev);
+		}
+	}
+	rc = 0;
+out:
+	wal_reader_free(r);
+	return rc;
+}
+
+int
+record_apply(struct agg *a, const struct wal_record *rec,
+    struct agg_event **scratch, size_t *cap)
+{
+	struct record_batch b;
+	struct agg_batch batch;
+	size_t off, n;
+
+	if (rec->type != RECORD_TYPE_BATCH)
+		return 0;
+	if (record_batch_decode(rec->payload, rec->len, &b, &off) == -1)
+		goto bad;
+	if (b.accepted > *cap) {
+		struct agg_event *nv = realloc(*scratch, b.accepted *
+		    sizeof(*nv));
+		if (nv == NULL) {
+			errno = ENOMEM;
+			return -2;
+		}
+		*scratch = nv;
+		*cap = b.accepted;
+	}
+	for (n = 0; n < b.accepted; n++)
+		if (record_event_next(rec->payload, rec->len, &off,
+		    &(*scratch)[n]) == -1)
+			goto bad;
+	if (off != rec->len)
+		goto bad;
+	batch.source = b.source;
+	batch.source_len = b.source_len;
+	batch.start = rec->start;
+	dedup_digest(b.source, b.source_len, b.batch_id, b.batch_id_len,
+	    batch.digest);
+	return agg_add(a, *scratch, n, rec->end, &batch) == -1 ? -2 : 0;
+bad:
+	log_errx("skipping a WAL record that does not decode: start=%" PRIu64
+	    " len=%zu", rec->start, rec->len);
+	return -1;
 }

@@ -29,6 +29,8 @@
 
 #include "agg.h"
 
+struct wal_record;
+
 #define RECORD_TYPE_BATCH 1
 
 struct record_batch {
@@ -65,5 +67,27 @@ int record_batch_decode(const uint8_t *p, size_t len, struct record_batch *b,
  */
 int record_event_next(const uint8_t *p, size_t len, size_t *off,
     struct agg_event *ev);
+
+/*
+ * Adds the events of a durable WAL record to agg, with the batch they came
+ * from (agg_batch: its digest and position). *scratch (*cap events) is the
+ * caller's buffer, grown as needed. Returns 0 added (or not a BATCH
+ * record: nothing to add), -1 the record does not decode (logged,
+ * skipped), -2 agg or the buffer ran out of memory (errno; nothing added).
+ */
+int record_apply(struct agg *a, const struct wal_record *rec,
+    struct agg_event **scratch, size_t *cap);
+
+/*
+ * Reads back, from the WAL in dir, the BATCH records that start at the
+ * positions starts[0..n) (ascending; each a record boundary of a durable
+ * record) and calls fn for each of their events, with the record's header
+ * in *b. For the flush, which must take a batch another instance counted
+ * out of its rollups; reading does not lock or change the WAL and may run
+ * beside its writer. 0, or -1 with err (a record is gone or damaged).
+ */
+int record_read_batches(const char *dir, const uint64_t *starts, size_t n,
+    void (*fn)(void *arg, const struct record_batch *b,
+    const struct agg_event *ev), void *arg, char *err, size_t errlen);
 
 #endif

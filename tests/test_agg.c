@@ -80,7 +80,7 @@ event(const char *service, const char *region, int64_t ms)
 static void
 add(struct agg *a, const struct agg_event *ev, uint64_t position)
 {
-	assert_int_equal(agg_add(a, ev, 1, position), 0);
+	assert_int_equal(agg_add(a, ev, 1, position, NULL), 0);
 }
 
 /* A frozen table's rows, copied out (the strings live as long as the agg). */
@@ -358,7 +358,7 @@ test_one_call_adds_a_whole_batch(void **state)
 	batch[2] = event("a", "32", T0 + 1);
 	batch[3] = event("a", "33", T0);
 	batch[4] = event("b", "32", T0 + 2);
-	assert_int_equal(agg_add(a, batch, 5, 42), 0);
+	assert_int_equal(agg_add(a, batch, 5, 42, NULL), 0);
 	assert_int_equal(agg_keys(a), 3);
 	assert_int_equal(agg_position(a), 42);
 	t = agg_freeze(a, &pos);
@@ -571,7 +571,7 @@ test_table_grown_for_one_big_batch_works_after_release(void **state)
 	for (size_t i = 0; i < N; i++)
 		batch[i] = event("x", "32", T0);
 	for (int round = 0; round < 4; round++) {
-		assert_int_equal(agg_add(a, batch, N, (uint64_t)round + 1), 0);
+		assert_int_equal(agg_add(a, batch, N, (uint64_t)round + 1, NULL), 0);
 		t = agg_freeze(a, &pos);
 		r = rows_of(a, t);
 		assert_int_equal(r.n, 1);
@@ -617,12 +617,12 @@ test_many_keys_survive_resizes(void **state)
 			added++;
 			if (nb == BATCH || pass == 2) {
 				assert_int_equal(agg_add(a, batch, nb,
-				    ++position), 0);
+				    ++position, NULL), 0);
 				nb = 0;
 			}
 		}
 		if (nb > 0) {
-			assert_int_equal(agg_add(a, batch, nb, ++position), 0);
+			assert_int_equal(agg_add(a, batch, nb, ++position, NULL), 0);
 			nb = 0;
 		}
 	}
@@ -751,7 +751,7 @@ race_adder(void *arg)
 			batch[i] = event(i % 2 ? "a" : "b", regions[i],
 			    T0 + (k % 7) * HOUR_MS);
 		}
-		if (agg_add(race->a, batch, RACE_BATCH, (uint64_t)b + 1) != 0)
+		if (agg_add(race->a, batch, RACE_BATCH, (uint64_t)b + 1, NULL) != 0)
 			break;
 	}
 	atomic_store(&race->done, 1);
@@ -833,7 +833,7 @@ test_add_is_all_or_nothing_when_an_allocation_fails(void **state)
 		snprintf(region, sizeof(region), "r%d", k);
 		ev = event("s0", region, T0);
 		calloc_failures = 1;
-		rc = agg_add(a, &ev, 1, (uint64_t)k + 1);
+		rc = agg_add(a, &ev, 1, (uint64_t)k + 1, NULL);
 		if (rc == 0 && calloc_failures == 0)
 			fail_msg("add %d: agg_add returned 0 although an "
 			    "allocation inside it failed (%d codes interned)",
@@ -843,7 +843,7 @@ test_add_is_all_or_nothing_when_an_allocation_fails(void **state)
 			assert_int_equal(errno, ENOMEM);
 			assert_int_equal(agg_keys(a), keys);
 			assert_int_equal(agg_position(a), (uint64_t)k);
-			assert_int_equal(agg_add(a, &ev, 1, (uint64_t)k + 1),
+			assert_int_equal(agg_add(a, &ev, 1, (uint64_t)k + 1, NULL),
 			    0);
 		}
 	}

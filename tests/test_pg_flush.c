@@ -99,7 +99,7 @@ test_flush_writes_exactly_what_agg_held(void **state)
 	};
 	char v[256];
 
-	assert_int_equal(agg_add(a, e, 5, 1), 0);
+	assert_int_equal(agg_add(a, e, 5, 1, NULL), 0);
 	assert_int_equal(flush_once(fl), 0);
 	assert_int_equal(agg_keys(a), 0);
 	th_query_text(f->conn, "SELECT string_agg(format('%s|%s|%s|%s|%s|%s|%s|"
@@ -126,7 +126,7 @@ test_later_flushes_add_to_the_same_rows(void **state)
 	struct agg_event e = ev("bapenda.pbb", "32.73.02", 5, 1, 0, 100, T0);
 
 	for (uint64_t i = 1; i <= 3; i++) {
-		assert_int_equal(agg_add(a, &e, 1, i), 0);
+		assert_int_equal(agg_add(a, &e, 1, i, NULL), 0);
 		assert_int_equal(flush_once(fl), 0);
 	}
 	assert_int_equal(th_query_i64(f->conn, "SELECT events * 1000 +"
@@ -149,7 +149,7 @@ test_refused_flush_keeps_its_counts(void **state)
 	struct flush *fl = new_flush(f, a, "c1");
 	struct agg_event e = ev("dinkes.imunisasi", "32.73.03", 6, 1, 0, 0, T0);
 
-	assert_int_equal(agg_add(a, &e, 1, 1), 0);
+	assert_int_equal(agg_add(a, &e, 1, 1, NULL), 0);
 	th_exec(f->conn, "REVOKE INSERT ON kanal.usage_hourly FROM "
 	    "kanal_ingest");
 	/* Fails after the checkpoint was set: it must roll back with it. */
@@ -158,7 +158,7 @@ test_refused_flush_keeps_its_counts(void **state)
 	assert_int_equal(th_query_i64(f->conn, "SELECT count(*) FROM "
 	    "kanal.usage_hourly"), 0);
 	/* Newer events wait in the active table meanwhile. */
-	assert_int_equal(agg_add(a, &e, 1, 2), 0);
+	assert_int_equal(agg_add(a, &e, 1, 2, NULL), 0);
 	assert_int_equal(flush_once(fl), -1);
 	assert_int_equal(th_query_i64(f->conn, "SELECT count(*) FROM "
 	    "kanal.collector_checkpoint"), 0);
@@ -185,18 +185,18 @@ test_flush_already_covered_by_the_checkpoint_is_not_repeated(void **state)
 	struct flush *fl = new_flush(f, a, "c1");
 	struct agg_event e = ev("dukcapil.kia", "32.73.04", 1, 1, 0, 0, T0);
 
-	assert_int_equal(agg_add(a, &e, 1, 10), 0);
+	assert_int_equal(agg_add(a, &e, 1, 10, NULL), 0);
 	assert_int_equal(flush_once(fl), 0);
 	/* As if a lost COMMIT of positions up to 20 had happened after all. */
 	th_exec(f->conn, "UPDATE kanal.collector_checkpoint SET wal_position "
 	    "= 20");
-	assert_int_equal(agg_add(a, &e, 1, 20), 0);
+	assert_int_equal(agg_add(a, &e, 1, 20, NULL), 0);
 	assert_int_equal(flush_once(fl), 0);
 	assert_int_equal(agg_keys(a), 0);
 	assert_int_equal(th_query_i64(f->conn, "SELECT events FROM "
 	    "kanal.usage_hourly"), 1);
 	/* Past it, flushes write again. */
-	assert_int_equal(agg_add(a, &e, 1, 30), 0);
+	assert_int_equal(agg_add(a, &e, 1, 30, NULL), 0);
 	assert_int_equal(flush_once(fl), 0);
 	assert_int_equal(th_query_i64(f->conn, "SELECT events FROM "
 	    "kanal.usage_hourly"), 2);
@@ -238,7 +238,7 @@ race(void *arg)
 			int i = r->reverse ? NKEYS - 1 - j : j;
 			struct agg_event e = ev("dukcapil.kia", regions[i], 1,
 			    1, 0, 0, T0);
-			agg_add(a, &e, 1, (uint64_t)round);
+			agg_add(a, &e, 1, (uint64_t)round, NULL);
 		}
 		if (flush_once(fl) != 0)
 			r->failures++;

@@ -1326,6 +1326,18 @@ static const struct role_case {
 	{ "kanal_ingest", "UPDATE kanal.service SET name = 'x'", 0 },
 	{ "kanal_ingest", "DELETE FROM kanal.region", 0 },
 	{ "kanal_ingest", "TRUNCATE kanal.collector_checkpoint", 0 },
+	/* The ledger: rows in, slots emptied whole, never edited. */
+	{ "kanal_ingest", "INSERT INTO kanal.batch_ledger (slot, digest, "
+	    "source, collector_id) VALUES (0, md5('x')::uuid, 's', 'c1')", 1 },
+	{ "kanal_ingest", "SELECT count(*) FROM kanal.batch_ledger", 1 },
+	{ "kanal_ingest", "TRUNCATE kanal.batch_ledger_2", 1 },
+	{ "kanal_ingest", "UPDATE kanal.batch_ledger_epoch SET epoch = epoch",
+	    1 },
+	{ "kanal_ingest", "TRUNCATE kanal.batch_ledger", 0 },
+	{ "kanal_ingest", "DELETE FROM kanal.batch_ledger", 0 },
+	{ "kanal_ingest", "UPDATE kanal.batch_ledger SET source = 'x'", 0 },
+	{ "kanal_ingest", "DELETE FROM kanal.batch_ledger_epoch", 0 },
+	{ "kanal_ingest", "DROP TABLE kanal.batch_ledger_1", 0 },
 	{ "kanal_ingest", "ALTER TABLE kanal.usage_hourly ADD COLUMN x int",
 	    0 },
 	{ "kanal_ingest", "ALTER TABLE kanal.usage_hourly DROP CONSTRAINT "
@@ -1360,6 +1372,8 @@ static const struct role_case {
 	    "VALUES ('x', 'x', 'x')", 0 },
 	{ "kanal_analyst", "DELETE FROM kanal.channel", 0 },
 	{ "kanal_analyst", "TRUNCATE kanal.region", 0 },
+	{ "kanal_analyst", "SELECT * FROM kanal.batch_ledger", 0 },
+	{ "kanal_analyst", "TRUNCATE kanal.batch_ledger_0", 0 },
 	{ "kanal_analyst", "CREATE TABLE public.x (i int)", 0 },
 	{ "kanal_analyst", "CREATE OR REPLACE VIEW "
 	    "kanal.digital_adoption_daily AS SELECT 1", 0 },

@@ -924,7 +924,7 @@ test_help_and_usage(void **state)
 {
 	static const struct {
 		const char *name;
-		const char *args[4];
+		const char *args[8];
 		int exit;
 		int on_stdout;
 		const char *says;
@@ -950,12 +950,32 @@ test_help_and_usage(void **state)
 		  "--from needs POSITION" },
 		{ "an unknown wal command", { "fix", "d" }, 2, 0,
 		  "unknown command \"fix\"" },
+		{ "wal --help lists adopt", { "--help" }, 0, 1,
+		  "kanalctl wal adopt --wal-dir DIR --collector-id ID" },
+		{ "adopt --help tells of the lease", { "adopt", "--help" }, 0, 1,
+		  "holds its lease in PostgreSQL" },
+		{ "adopt needs --collector-id", { "adopt", "--wal-dir", "d" }, 2,
+		  0, "usage: kanalctl wal adopt" },
+		{ "adopt needs --wal-dir", { "adopt", "--collector-id", "x" }, 2,
+		  0, "usage: kanalctl wal adopt" },
+		{ "adopt --deadline is seconds", { "adopt", "--wal-dir", "d",
+		  "--collector-id", "x", "--deadline", "0" }, 2, 0,
+		  "--deadline is seconds" },
+		{ "adopt --deadline is a number", { "adopt", "--wal-dir", "d",
+		  "--collector-id", "x", "--deadline", "soon" }, 2, 0,
+		  "--deadline is seconds" },
+		{ "adopt takes no DIR argument", { "adopt", "d" }, 2, 0,
+		  "adopt" },
+		{ "adopt of a directory that is not there", { "adopt",
+		  "--wal-dir", "/nonexistent/kanal-wal", "--collector-id", "x" },
+		  1, 0, "cannot read /nonexistent/kanal-wal" },
 	};
 	struct fx *fx = *state;
 
 	for (size_t c = 0; c < sizeof(cases) / sizeof(cases[0]); c++) {
 		int rc = ctl(fx, "wal", cases[c].args[0], cases[c].args[1],
-		    cases[c].args[2], cases[c].args[3], NULL);
+		    cases[c].args[2], cases[c].args[3], cases[c].args[4],
+		    cases[c].args[5], cases[c].args[6], NULL);
 
 		if (rc != cases[c].exit)
 			fail_msg("case \"%s\": exit %d, not %d", cases[c].name,

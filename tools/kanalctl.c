@@ -11,7 +11,8 @@
  *
  * Each subcommand has --help. Exit status: 0 success, 1 failure (for wal
  * check: damage found; for report: no events that month), 2 usage error,
- * 3 (send) the batch was answered but some events were rejected.
+ * 3 (send) the batch was answered but some events were rejected, 4 (wal
+ * adopt) the collector is alive or already retired.
  */
 #include <errno.h>
 #include <limits.h>
@@ -22,6 +23,7 @@
 
 #include <libpq-fe.h>
 
+#include "adopt.h"
 #include "client.h"
 #include "demo.h"
 #include "httpc.h"
@@ -549,7 +551,21 @@ cmd_wal(int argc, char **argv)
 	const char *syn_check = "kanalctl wal check [--repair] DIR";
 	const char *syn_dump = "kanalctl wal dump [--from POSITION] [--events] "
 	    "DIR";
+	const char *syn_adopt = "kanalctl wal adopt --wal-dir DIR "
+	    "--collector-id ID [--pg CONNINFO] [--deadline SECONDS]";
 	const char *dir = NULL, *from_s = NULL;
+	const char *a_dir = NULL, *a_id = NULL, *a_pg = NULL, *a_deadline = NULL;
+	const struct opt oa[] = {
+		{ "wal-dir", "DIR", "the dead instance's write-ahead log (its "
+		  "--wal-dir, copied or mounted here)", &a_dir, NULL },
+		{ "collector-id", "ID", "the dead instance's --collector-id",
+		  &a_id, NULL },
+		{ "pg", "CONNINFO", "the database it wrote to (default: the PG* "
+		  "environment)", &a_pg, NULL },
+		{ "deadline", "SECONDS", "give up when PostgreSQL fails for this "
+		  "long (default 300)", &a_deadline, NULL },
+		{ NULL, NULL, NULL, NULL, NULL },
+	};
 	int repair = 0, events = 0, r;
 	long long from = 0;
 	const struct opt oc[] = {
@@ -567,16 +583,20 @@ cmd_wal(int argc, char **argv)
 
 	if (argc < 2 || strcmp(argv[1], "-h") == 0 ||
 	    strcmp(argv[1], "--help") == 0) {
-		fprintf(argc < 2 ? stderr : stdout, "usage: %s\n       %s\n\n"
+		fprintf(argc < 2 ? stderr : stdout, "usage: %s\n       %s\n"
+		    "       %s\n\n"
 		    "Reads kanald's write-ahead log in DIR (its --wal-dir) by "
 		    "the rules kanald\napplies at start-up (see "
-		    "docs/wal.md).\n\n"
+		    "docs/wal.md); adopt counts it into PostgreSQL.\n\n"
 		    "  check   check every segment and record; --repair moves "
 		    "damage aside\n"
 		    "  dump    print the records, and with --events their "
-		    "events, as text\n\n"
-		    "kanalctl wal check --help and kanalctl wal dump --help "
-		    "describe each.\n", syn_check, syn_dump);
+		    "events, as text\n"
+		    "  adopt   count a dead instance's uncounted records, once, "
+		    "and retire it\n\n"
+		    "kanalctl wal check --help, kanalctl wal dump --help and "
+		    "kanalctl wal adopt --help\ndescribe each.\n", syn_check,
+		    syn_dump, syn_adopt);
 		return argc < 2 ? EXIT_USAGE : 0;
 	}
 	if (strcmp(argv[1], "check") == 0) {
@@ -641,6 +661,44 @@ cmd_wal(int argc, char **argv)
 		}
 		return walctl_dump(dir, (uint64_t)from, events, stdout,
 		    stderr);
+	}
+	if (strcmp(argv[1], "adopt") == 0) {
+		long long deadline = 300;
+		struct adopt_config ac;
+
+		r = opts_parse("kanalctl", argc - 1, argv + 1, oa, syn_adopt,
+		    "For an instance that will never come back (a dead VM): "
+		    "counts, exactly once,\nwhat its write-ahead log holds "
+		    "after its checkpoint in PostgreSQL, as that\ncollector, "
+		    "through the fleet's batch ledger (a batch that another "
+		    "instance\ncounted after a retry is not counted again), "
+		    "then marks the collector retired:\nkanald refuses to run "
+		    "under that collector-id again. Commits every 20,000\n"
+		    "batches; stopped half way, running it again goes on from "
+		    "there.\n\nRefuses while the collector is alive: a "
+		    "kanald holds its lease in PostgreSQL\n(an advisory lock, "
+		    "for as long as its session lives) or the WAL "
+		    "directory's\nlock. See docs/fleet.md.\n\nExit 0: "
+		    "adopted; 1: failure (what was committed stays counted; "
+		    "run again);\n2: usage; 4: the collector is alive or "
+		    "already retired.");
+		if (r != 0)
+			return r > 0 ? 0 : EXIT_USAGE;
+		if (a_dir == NULL || a_id == NULL) {
+			fprintf(stderr, "usage: %s (see --help)\n", syn_adopt);
+			return EXIT_USAGE;
+		}
+		if (a_deadline != NULL && parse_long(a_deadline, 1, 86400,
+		    &deadline) == -1) {
+			fprintf(stderr, "kanalctl wal adopt: --deadline is "
+			    "seconds, 1 to 86400\n");
+			return EXIT_USAGE;
+		}
+		ac.wal_dir = a_dir;
+		ac.collector_id = a_id;
+		ac.pg = a_pg != NULL ? a_pg : "";
+		ac.deadline_s = (unsigned)deadline;
+		return adopt_run(&ac, stdout, stderr);
 	}
 	fprintf(stderr, "kanalctl wal: unknown command \"%s\"; see kanalctl "
 	    "wal --help\n", argv[1]);
