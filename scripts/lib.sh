@@ -22,6 +22,7 @@ KANAL_PACKAGES=(
     prometheus  # tests/test_e2e_metrics.c: promtool check metrics (the only package with it)
     clang libclang-rt-14-dev  # scripts/fuzz: libFuzzer and the ASan/UBSan runtimes (tests/fuzz)
     chromium  # tests/test_pg_report_html.c: renders kanalctl report's HTML headless
+    haproxy   # tests/crash/run --fleet, tests/test_haproxy.py, scripts/fleet: packaging/haproxy/kanal.cfg in front of several kanald
 )
 
 # Name of the calling script, for messages ("scripts/pg", "scripts/dev", ...).
@@ -65,4 +66,98 @@ ensure_packages() {
     "${sudo[@]}" apt-get update || die "apt-get update failed"
     "${sudo[@]}" apt-get install -y --no-install-recommends "${missing[@]}" ||
         die "apt-get install failed for: ${missing[*]}"
+}
+
+# ---- development set-up (scripts/dev, scripts/fleet) ----------------------------
+# The callers set BUILD_DIR, CMAKE_ARGS (cmake configure arguments) and
+# KANALCTL (the built kanalctl) first, and run these from $KANAL_ROOT.
+
+build() {
+    [[ -f CMakeLists.txt ]] || die "no CMakeLists.txt in $KANAL_ROOT"
+    say "building in $BUILD_DIR/"
+    cmake -S . -B "$BUILD_DIR" "${CMAKE_ARGS[@]}" || die "cmake configure failed (see above)"
+    cmake --build "$BUILD_DIR" -j"$(nproc)" || die "build failed (see above)"
+}
+
+# Starts the cluster and points the PG* variables at it, as superuser postgres.
+start_pg() {
+    "$KANAL_ROOT/scripts/pg" start || die "could not start PostgreSQL (see above)"
+    # Variables that would send libpq elsewhere than the private cluster.
+    unset PGDATABASE PGHOSTADDR PGSERVICE PGSERVICEFILE PGPASSWORD PGPASSFILE \
+        PGOPTIONS PGSSLMODE PGREQUIRESSL PGTARGETSESSIONATTRS
+    eval "$("$KANAL_ROOT/scripts/pg" env)"
+    export PGHOST PGPORT PGUSER
+}
+
+conninfo() { "$KANAL_ROOT/scripts/pg" conninfo "$@"; } # [DBNAME [USER]]
+
+psql_su() { "$KANAL_ROOT/scripts/pg" psql -X -v ON_ERROR_STOP=1 -d postgres "$@"; }
+
+ensure_database() {
+    local have
+    have="$(psql_su -tAc "select 1 from pg_database where datname = 'kanal'")" ||
+        die "could not query PostgreSQL"
+    if [[ "$have" != 1 ]]; then
+        say "creating database kanal"
+        psql_su -qc 'create database kanal' || die "could not create database kanal"
+    fi
+}
+
+migrate() {
+    say "migrating database kanal"
+    "$KANALCTL" migrate --pg "$(conninfo kanal postgres)" || die "kanalctl migrate failed (see above)"
+}
+
+# The output format of `kanalctl token new --source NAME --allow PATTERNS`
+# (tools/kanalctl.c, cmd_token): the token on the first line as
+# "token: <hex>", the sources-file line on a line starting with "sources: ".
+# If kanalctl ever prints something else, adapt here (and only here).
+# Reads kanalctl's output on stdin; sets TOKEN and SOURCES_LINE.
+parse_token_output() {
+    local out first
+    out="$(cat)"
+    first="$(printf '%s\n' "$out" | sed -n 1p)"
+    TOKEN=""
+    SOURCES_LINE=""
+    if [[ "$first" =~ ^token:[[:space:]]*([0-9A-Za-z_-]+)[[:space:]]*$ ]]; then
+        TOKEN="${BASH_REMATCH[1]}"
+    fi
+    SOURCES_LINE="$(printf '%s\n' "$out" | sed -n 's/^sources:[[:space:]]*//p' | sed -n 1p)"
+    if [[ -z "$TOKEN" || -z "$SOURCES_LINE" ]]; then
+        printf '%s\n' "$out" >&2
+        die "could not read the token and sources line from kanalctl token new (its output is above; see parse_token_output in scripts/lib.sh)"
+    fi
+}
+
+# var/sources.conf with source "dev" allowed every service. The token's plain
+# text is kept in var/dev.token (mode 0600) so later runs can print it again:
+# a development convenience; production keeps only the digest.
+ensure_sources() {
+    local sources=var/sources.conf tokfile=var/dev.token
+    if [[ -s "$sources" && -s "$tokfile" ]]; then
+        TOKEN="$(<"$tokfile")"
+        say "reusing the dev token in $tokfile (delete $sources for a new one)"
+        return
+    fi
+    if [[ -e "$sources" ]]; then
+        mv -f "$sources" "$sources.old"
+        say "moved $sources (no $tokfile beside it) to $sources.old"
+    fi
+    local out
+    out="$("$KANALCTL" token new --source dev --allow '*')" ||
+        die "kanalctl token new failed (see above)"
+    parse_token_output <<<"$out"
+    (
+        umask 077
+        {
+            echo "# Written by $KANAL_PROG: the development source, allowed every service."
+            echo "# Its token is in var/dev.token. Delete this file for a new token."
+            echo "# NAME  TOKEN DIGEST  SERVICES IT MAY REPORT"
+            printf '%s\n' "$SOURCES_LINE"
+        } >"$sources.tmp"
+        printf '%s\n' "$TOKEN" >"$tokfile.tmp"
+    )
+    mv -f "$tokfile.tmp" "$tokfile"
+    mv -f "$sources.tmp" "$sources"
+    say "wrote $sources and $tokfile"
 }

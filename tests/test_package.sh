@@ -72,6 +72,7 @@ expect /usr/sbin/kanald -rwxr-xr-x
 expect /usr/bin/kanalctl -rwxr-xr-x
 expect /lib/systemd/system/kanald.service -rw-r--r--
 expect /etc/kanal/kanald.conf -rw-r-----
+expect /usr/share/kanal/haproxy/kanal.cfg -rw-r--r--
 for f in README.md LICENSE copyright kanald.conf.example; do
     expect "/usr/share/doc/kanal/$f" -rw-r--r--
 done
