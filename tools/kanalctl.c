@@ -8,6 +8,7 @@
  *   kanalctl demo       send realistic Kota Bandung traffic
  *   kanalctl wal        check, repair and dump a write-ahead log
  *   kanalctl report     a month's indicators as a table and an HTML page
+ *   kanalctl retention  hourly partitions ahead, old hourly months dropped
  *
  * Each subcommand has --help. Exit status: 0 success, 1 failure (for wal
  * check: damage found; for report: no events that month), 2 usage error,
@@ -30,6 +31,7 @@
 #include "migrate.h"
 #include "opts.h"
 #include "report.h"
+#include "retention.h"
 #include "sendfile.h"
 #include "sources.h"
 #include "validate.h"
@@ -719,6 +721,7 @@ usage(FILE *out)
 	    "  demo        send realistic Kota Bandung traffic to kanald\n"
 	    "  wal         check, repair or dump kanald's write-ahead log\n"
 	    "  report      a month's indicators as a table and an HTML page\n"
+	    "  retention   make hourly partitions ahead, drop old hourly months\n"
 	    "  version     print the version\n"
 	    "\n"
 	    "kanalctl COMMAND --help describes each.\n");
@@ -753,6 +756,8 @@ main(int argc, char **argv)
 		return cmd_wal(argc - 1, argv + 1);
 	if (strcmp(argv[1], "report") == 0)
 		return report_main(argc - 1, argv + 1);
+	if (strcmp(argv[1], "retention") == 0)
+		return retention_main(argc - 1, argv + 1);
 	fprintf(stderr, "kanalctl: unknown command \"%s\"\n", argv[1]);
 	usage(stderr);
 	return EXIT_USAGE;
