@@ -311,9 +311,13 @@ $$;
 COMMENT ON FUNCTION kanal.hourly_retention_apply(integer, boolean) IS
     'Drops whole usage_hourly months that ended hourly_days (default: as last applied, else 400) before now(); dry_run lists them only.';
 
--- Partitions for the months the old table holds, and two ahead.
+-- Partitions for the months the old table holds, and two ahead. Hours
+-- more than 20 years back (a clock that was wrong when they were counted)
+-- get no partition of their own: the default partition keeps them.
 SELECT kanal.hourly_partitions_ensure(
-    coalesce((SELECT min(bucket) FROM kanal.usage_hourly_unpartitioned), now()),
+    greatest(coalesce((SELECT min(bucket) FROM kanal.usage_hourly_unpartitioned),
+                      now()),
+             now() - interval '20 years'),
     now() + interval '2 months');
 
 INSERT INTO kanal.usage_hourly
