@@ -444,11 +444,11 @@ buf_put_row(struct flush *f, const struct agg_row *row, int sign)
 		f->cap = ncap;
 	}
 	if (sign > 0) {
-		if ((int64_t)row->bucket < f->min_bucket)
-			f->min_bucket = (int64_t)row->bucket;
-		if ((int64_t)row->bucket > f->max_bucket)
-			f->max_bucket = (int64_t)row->bucket;
-	} else if ((int64_t)row->bucket < f->kept_from)
+		if (row->bucket < f->min_bucket)
+			f->min_bucket = row->bucket;
+		if (row->bucket > f->max_bucket)
+			f->max_bucket = row->bucket;
+	} else if (row->bucket < f->kept_from)
 		f->sub_below += row->events;
 	gmtime_r(&t, &tm);
 	strftime(ts, sizeof(ts), "%Y-%m-%d %H:00:00+00", &tm);

@@ -16,6 +16,11 @@
  * of the checkpoint row, waits for it and then finds the checkpoint
  * already there: the retry writes nothing.
  *
+ * After a flush, on each new connection and then once a day, the thread
+ * applies the hourly retention and makes the hourly partitions of every
+ * month an event may fall in (schema/007_tiers.sql); a failure there is
+ * logged and never fails a flush.
+ *
  * Checkpoint positions are WAL positions: agg carries the end position of
  * the last record added, the frozen table the highest one in it, and that
  * is what the transaction stores. On the first connection the stored

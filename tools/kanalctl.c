@@ -52,17 +52,6 @@
 	"token"
 
 
-static int
-parse_long(const char *s, long long lo, long long hi, long long *v)
-{
-	char *end;
-
-	errno = 0;
-	*v = strtoll(s, &end, 10);
-	return errno == 0 && end != s && *end == '\0' && *v >= lo && *v <= hi
-	    ? 0 : -1;
-}
-
 /* ------------------------------------------------------------- migrate */
 
 static const char *
@@ -246,18 +235,18 @@ send_file(const char *csv, const char *jsonl, const char *url,
 		    "KANAL_TOKEN\n");
 		return EXIT_USAGE;
 	}
-	if (parse_long(bsize_s, 1, SENDFILE_BATCH_MAX, &v) == -1) {
+	if (opts_number(bsize_s, 1, SENDFILE_BATCH_MAX, &v) == -1) {
 		fprintf(stderr, "kanalctl send: --batch-size is 1..%d\n",
 		    SENDFILE_BATCH_MAX);
 		return EXIT_USAGE;
 	}
 	sc.batch_size = (size_t)v;
-	if (parse_long(retries_s, 0, 1000, &v) == -1) {
+	if (opts_number(retries_s, 0, 1000, &v) == -1) {
 		fprintf(stderr, "kanalctl send: --retries is 0..1000\n");
 		return EXIT_USAGE;
 	}
 	sc.retries = (int)v;
-	if (parse_long(retry_for_s, 0, 86400, &v) == -1) {
+	if (opts_number(retry_for_s, 0, 86400, &v) == -1) {
 		fprintf(stderr, "kanalctl send: --retry-for is 0..86400 "
 		    "seconds\n");
 		return EXIT_USAGE;
@@ -373,9 +362,9 @@ cmd_send(int argc, char **argv)
 		    ch == -1 ? channel : outcome);
 		return EXIT_USAGE;
 	}
-	if (parse_long(count_s, 1, 1000000, &count) == -1 ||
-	    parse_long(dur_s, 0, UINT32_MAX, &dur) == -1 ||
-	    (at_s != NULL && parse_long(at_s, 0, LLONG_MAX, &at) == -1)) {
+	if (opts_number(count_s, 1, 1000000, &count) == -1 ||
+	    opts_number(dur_s, 0, UINT32_MAX, &dur) == -1 ||
+	    (at_s != NULL && opts_number(at_s, 0, LLONG_MAX, &at) == -1)) {
 		fprintf(stderr, "kanalctl send: --count is 1..1000000, "
 		    "--duration-ms and --at are whole numbers\n");
 		return EXIT_USAGE;
@@ -478,22 +467,22 @@ cmd_demo(int argc, char **argv)
 		    "KANAL_TOKEN\n");
 		return EXIT_USAGE;
 	}
-	if (parse_long(days_s, 1, 366, &v) == -1) {
+	if (opts_number(days_s, 1, 366, &v) == -1) {
 		fprintf(stderr, "kanalctl demo: --days is 1..366\n");
 		return EXIT_USAGE;
 	}
 	dc.days = (int)v;
-	if (parse_long(per_day_s, 1, 100000000, &v) == -1) {
+	if (opts_number(per_day_s, 1, 100000000, &v) == -1) {
 		fprintf(stderr, "kanalctl demo: --per-day is 1..100000000\n");
 		return EXIT_USAGE;
 	}
 	dc.per_day = (uint64_t)v;
-	if (parse_long(rate_s, 1, 100000000, &v) == -1) {
+	if (opts_number(rate_s, 1, 100000000, &v) == -1) {
 		fprintf(stderr, "kanalctl demo: --rate is 1..100000000\n");
 		return EXIT_USAGE;
 	}
 	dc.rate = (uint64_t)v;
-	if (parse_long(seed_s, 0, LLONG_MAX, &v) == -1) {
+	if (opts_number(seed_s, 0, LLONG_MAX, &v) == -1) {
 		fprintf(stderr, "kanalctl demo: --seed is a whole number\n");
 		return EXIT_USAGE;
 	}
@@ -655,7 +644,7 @@ cmd_wal(int argc, char **argv)
 			fprintf(stderr, "usage: %s (see --help)\n", syn_dump);
 			return EXIT_USAGE;
 		}
-		if (from_s != NULL && parse_long(from_s, 0, LLONG_MAX, &from)
+		if (from_s != NULL && opts_number(from_s, 0, LLONG_MAX, &from)
 		    == -1) {
 			fprintf(stderr, "kanalctl wal dump: --from is a "
 			    "position, a whole number\n");
@@ -690,7 +679,7 @@ cmd_wal(int argc, char **argv)
 			fprintf(stderr, "usage: %s (see --help)\n", syn_adopt);
 			return EXIT_USAGE;
 		}
-		if (a_deadline != NULL && parse_long(a_deadline, 1, 86400,
+		if (a_deadline != NULL && opts_number(a_deadline, 1, 86400,
 		    &deadline) == -1) {
 			fprintf(stderr, "kanalctl wal adopt: --deadline is "
 			    "seconds, 1 to 86400\n");

@@ -4,7 +4,6 @@
  */
 #include "retention.h"
 
-#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -21,17 +20,6 @@
 #define UNDEFINED_FUNCTION "42883"
 #define MIGRATE_HINT \
 	" (the database lacks migration 007: run kanalctl migrate as its owner)"
-
-static int
-parse_days(const char *s, long *days)
-{
-	char *end;
-
-	errno = 0;
-	*days = strtol(s, &end, 10);
-	return errno == 0 && end != s && *end == '\0' && *days >= 1 &&
-	    *days <= 36500 ? 0 : -1;
-}
 
 static void
 pause_s(unsigned s)
@@ -95,7 +83,7 @@ retention_main(int argc, char **argv)
 	char e[512];
 	PGconn *conn;
 	PGresult *r = NULL;
-	long days = 0;
+	long long days = 0;
 	int rc, n;
 
 	rc = opts_parse("kanalctl", argc, argv, o, syn, "Makes the hourly "
@@ -107,7 +95,7 @@ retention_main(int argc, char **argv)
 	    "5 tries when the lock was busy); 2: usage.");
 	if (rc != 0)
 		return rc > 0 ? 0 : EXIT_USAGE;
-	if (days_s != NULL && parse_days(days_s, &days) == -1) {
+	if (days_s != NULL && opts_number(days_s, 1, 36500, &days) == -1) {
 		fprintf(stderr, "kanalctl retention: --hourly-days is a whole "
 		    "number of days, 1..36500 (not \"%s\")\n", days_s);
 		return EXIT_USAGE;
