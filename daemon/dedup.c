@@ -13,9 +13,9 @@
  *     u32 CRC-32C of the next 36 bytes, 16 digest, u32 accepted,
  *     u32 rejected, u64 received_ms
  * appended and fdatasynced before the WAL segment they came from goes.
- * The file is rewritten (temp file, fsync, rename) at start-up when most
- * of it has expired; if the rename is lost in a crash the old file, a
- * superset, is read again.
+ * The file is rewritten (temp file, fdatasync, rename, directory fsync)
+ * at start-up when most of it has expired; if the rename is lost in a
+ * crash the old file, a superset, is read again.
  */
 #include "dedup.h"
 
@@ -30,6 +30,7 @@
 #include <openssl/sha.h>
 
 #include "crc32c.h"
+#include "fsutil.h"
 #include "log.h"
 #include "record.h"
 #include "wal.h"
@@ -365,6 +366,65 @@ dedup_persist_record(struct dedup *d, const struct wal_record *rec,
 	return rc;
 }
 
+/*
+ * Rewrites batches.idx with the live entries: a temp file written with
+ * write(2) and fdatasynced, renamed over the index, then the directory
+ * fsynced. Until that fsync the rename may be lost in a power cut and the
+ * old file (a superset) comes back. Without it, a later append to the new
+ * file could be lost with the rename while an unlink in the same
+ * directory (a WAL segment whose ids were just appended) survives, on a
+ * file system that does not keep directory operations in order (see
+ * docs/durability.md). Best effort: on any failure the old file stays.
+ */
+static void
+compact(struct dedup *d, size_t kept)
+{
+	uint8_t buf[IDX_ENTRY * 256];
+	char tmp[640], dir[600];
+	size_t blen = 0;
+	int fd, ok = 1;
+
+	snprintf(tmp, sizeof(tmp), "%s.tmp", d->idx_path);
+	fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0640);
+	if (fd == -1)
+		return;
+	for (size_t i = 0; i < d->n && ok; i++) {
+		const struct entry *en = &d->ring[(d->head + i) % d->cap];
+		uint8_t *e = buf + blen;
+		uint32_t c;
+
+		if (en->dead)
+			continue;
+		memcpy(e + 4, en->digest, 16);
+		memcpy(e + 20, &en->accepted, 4);
+		memcpy(e + 24, &en->rejected, 4);
+		memcpy(e + 28, &en->received_ms, 8);
+		c = crc32c(0, e + 4, IDX_ENTRY - 4);
+		memcpy(e, &c, 4);
+		blen += IDX_ENTRY;
+		if (blen == sizeof(buf)) {
+			ok = fs_write_all(fd, buf, blen) == 0;
+			blen = 0;
+		}
+	}
+	ok = ok && fs_write_all(fd, buf, blen) == 0 && fdatasync(fd) == 0;
+	if (close(fd) != 0)
+		ok = 0;
+	if (!ok || rename(tmp, d->idx_path) != 0) {
+		unlink(tmp);
+		return;
+	}
+	snprintf(dir, sizeof(dir), "%s", d->idx_path);
+	if (strrchr(dir, '/') != NULL)
+		*strrchr(dir, '/') = '\0';
+	else
+		snprintf(dir, sizeof(dir), ".");
+	if (fs_sync_dir(dir) == -1)
+		log_warn("cannot fsync the directory of the batch index: "
+		    "dir=%s", dir);
+	log_info("batch index compacted: entries=%zu", kept);
+}
+
 int
 dedup_load(struct dedup *d, int64_t now_ms)
 {
@@ -401,37 +461,8 @@ dedup_load(struct dedup *d, int64_t now_ms)
 		    "file=%s bytes=%zu", d->idx_path, n);
 	fclose(f);
 	/* Mostly expired: rewrite it with what is left. */
-	if (total > 1024 && kept * 2 < total) {
-		char tmp[640];
-		FILE *t;
-		snprintf(tmp, sizeof(tmp), "%s.tmp", d->idx_path);
-		t = fopen(tmp, "w");
-		if (t != NULL) {
-			int ok = 1;
-			for (size_t i = 0; i < d->n && ok; i++) {
-				const struct entry *en =
-				    &d->ring[(d->head + i) % d->cap];
-				uint32_t c;
-				if (en->dead)
-					continue;
-				memcpy(e + 4, en->digest, 16);
-				memcpy(e + 20, &en->accepted, 4);
-				memcpy(e + 24, &en->rejected, 4);
-				memcpy(e + 28, &en->received_ms, 8);
-				c = crc32c(0, e + 4, IDX_ENTRY - 4);
-				memcpy(e, &c, 4);
-				ok = fwrite(e, 1, IDX_ENTRY, t) == IDX_ENTRY;
-			}
-			ok = ok && fflush(t) == 0 && fdatasync(fileno(t)) == 0;
-			if (fclose(t) != 0)
-				ok = 0;
-			if (ok && rename(tmp, d->idx_path) == 0)
-				log_info("batch index compacted: entries=%zu",
-				    kept);
-			else
-				unlink(tmp);
-		}
-	}
+	if (total > 1024 && kept * 2 < total)
+		compact(d, kept);
 	return 0;
 }
 

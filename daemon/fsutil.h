@@ -13,4 +13,10 @@
  */
 int fs_write_all(int fd, const void *p, size_t len);
 
+/*
+ * fsync(2) of a directory, so that the creates, renames and unlinks in it
+ * so far survive a power cut. 0, or -1 with errno.
+ */
+int fs_sync_dir(const char *dir);
+
 #endif
