@@ -111,6 +111,11 @@ static const struct key keys[] = {
 	  1000000000, NULL, "N",
 	  "events a source may send at once (its bucket); a batch larger "
 	  "gets 413; 0 = one second's worth (rate-limit)" },
+	{ "retention-hourly-days", KEY_UINT, OFF(retention_hourly_days), "400",
+	  0, 36500, NULL, "DAYS",
+	  "hourly rows are kept this many days, then dropped a whole month at "
+	  "a time (checked daily); the daily and monthly tiers keep every "
+	  "count; 0 = never drop" },
 };
 
 #define NKEYS (sizeof(keys) / sizeof(keys[0]))

@@ -45,6 +45,7 @@ struct config {
 	uint64_t max_connections;
 	uint64_t rate_limit;		/* events per second per source; 0 = off */
 	uint64_t rate_limit_burst;	/* events; 0 = one second's worth */
+	uint64_t retention_hourly_days;	/* 0 = kanald drops no hourly rows */
 };
 
 enum config_action {

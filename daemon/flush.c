@@ -62,6 +62,19 @@ struct flush {
 	struct ledger_batch *lb;	/* the batches of one flush */
 	size_t nlb, lbcap;
 	uint64_t *starts;		/* of those counted elsewhere */
+
+	/* Tiers: see flush_config and schema/007_tiers.sql. */
+	uint64_t event_max_age_ms;
+	uint32_t hourly_days;
+	int64_t maintain_next;		/* monotonic ms of the next run */
+	int maintained;			/* on this connection */
+	int64_t part_lo, part_hi;	/* hours with a partition for sure */
+	int64_t ensure_retry_at;	/* monotonic ms, after a failure */
+	int64_t kept_from;		/* of this flush: the hourly tier's start */
+	int64_t min_bucket, max_bucket;	/* of this flush's rows */
+	uint64_t sub_below;		/* events taken out below kept_from */
+	char *tier_sql;			/* the three upserts of one flush */
+	size_t tier_sql_cap;
 };
 
 static const char staging_sql[] =
@@ -71,17 +84,57 @@ static const char staging_sql[] =
     " duration_ms_sum bigint, duration_events bigint)"
     " ON COMMIT DELETE ROWS";
 
-static const char upsert_sql[] =
-    "INSERT INTO kanal.usage_hourly AS u (bucket, service_code, channel,"
-    " region_code, outcome, assisted, events, duration_ms_sum,"
-    " duration_events)"
-    " SELECT bucket, service_code, channel, region_code, outcome, assisted,"
-    " events, duration_ms_sum, duration_events FROM pg_temp.kanal_staging"
-    " ORDER BY bucket, service_code, channel, region_code, outcome, assisted"
-    " ON CONFLICT (bucket, service_code, channel, region_code, outcome,"
-    " assisted) DO UPDATE SET events = u.events + EXCLUDED.events,"
-    " duration_ms_sum = u.duration_ms_sum + EXCLUDED.duration_ms_sum,"
-    " duration_events = u.duration_events + EXCLUDED.duration_events";
+/*
+ * The upserts of the three tiers, sent as one string (one round trip).
+ * %s: the hourly tier's WHERE (rows before kept_from, whose month was
+ * dropped, go to the other tiers only). When the ledger found batches
+ * counted elsewhere, their events were added to the staging rows as
+ * negative counts: every tier sums per key first, and a key that only
+ * those batches had sums to zero and is left out. Rows in key order, so
+ * that collectors upserting at once never wait on each other in a cycle.
+ */
+#define TIER_SET \
+    " DO UPDATE SET events = u.events + EXCLUDED.events," \
+    " duration_ms_sum = u.duration_ms_sum + EXCLUDED.duration_ms_sum," \
+    " duration_events = u.duration_events + EXCLUDED.duration_events"
+#define TIER_SUMS \
+    " sum(events), sum(duration_ms_sum), sum(duration_events)" \
+    " FROM pg_temp.kanal_staging"
+#define TIER_KEYS "service_code, channel, region_code, outcome, assisted"
+#define TIER_COLS TIER_KEYS ", events, duration_ms_sum, duration_events"
+#define TIER_GROUP \
+    " GROUP BY 1, 2, 3, 4, 5, 6 HAVING sum(events) > 0" \
+    " ORDER BY 1, 2, 3, 4, 5, 6"
+
+static const char upsert_hourly_fmt[] =
+    "INSERT INTO kanal.usage_hourly AS u (bucket, " TIER_COLS ")"
+    " SELECT bucket, " TIER_KEYS "," TIER_SUMS "%s" TIER_GROUP
+    " ON CONFLICT (bucket, " TIER_KEYS ")" TIER_SET ";";
+
+static const char upsert_lower_sql[] =
+    "INSERT INTO kanal.usage_daily AS u (day, " TIER_COLS ")"
+    " SELECT (bucket AT TIME ZONE 'Asia/Jakarta')::date, " TIER_KEYS ","
+    TIER_SUMS TIER_GROUP
+    " ON CONFLICT (day, " TIER_KEYS ")" TIER_SET ";"
+    "INSERT INTO kanal.usage_monthly AS u (month, " TIER_COLS ")"
+    " SELECT date_trunc('month', bucket AT TIME ZONE 'Asia/Jakarta')::date, "
+    TIER_KEYS "," TIER_SUMS TIER_GROUP
+    " ON CONFLICT (month, " TIER_KEYS ")" TIER_SET ";"
+    /* Cheap: the default partition's primary key, normally empty. */
+    "SELECT floor(extract(epoch FROM min(bucket)))::bigint,"
+    " floor(extract(epoch FROM max(bucket)))::bigint"
+    " FROM kanal.usage_hourly_default";
+
+/*
+ * After ROW EXCLUSIVE on the parent alone, so retention (ACCESS EXCLUSIVE,
+ * kept_from raised in the same transaction) either waits for this flush or
+ * has committed before the second statement's snapshot.
+ */
+static const char kept_from_sql[] =
+    "LOCK TABLE ONLY kanal.usage_hourly IN ROW EXCLUSIVE MODE;"
+    " SELECT CASE WHEN kept_from = '-infinity' THEN NULL"
+    " ELSE floor(extract(epoch FROM kept_from))::bigint END"
+    " FROM kanal.hourly_retention";
 
 /*
  * Compare and set, and first in the transaction: it takes the checkpoint
@@ -89,26 +142,6 @@ static const char upsert_sql[] =
  * still finishing, and then finds the checkpoint already at or past its
  * own and updates nothing (0 rows): the counts are in.
  */
-/*
- * When the ledger found batches counted elsewhere, their events were added
- * to the staging rows as negative counts: sum them per key first. A key
- * that only those batches had sums to zero and is left out.
- */
-static const char upsert_grouped_sql[] =
-    "INSERT INTO kanal.usage_hourly AS u (bucket, service_code, channel,"
-    " region_code, outcome, assisted, events, duration_ms_sum,"
-    " duration_events)"
-    " SELECT bucket, service_code, channel, region_code, outcome, assisted,"
-    " sum(events), sum(duration_ms_sum), sum(duration_events)"
-    " FROM pg_temp.kanal_staging"
-    " GROUP BY bucket, service_code, channel, region_code, outcome, assisted"
-    " HAVING sum(events) > 0"
-    " ORDER BY bucket, service_code, channel, region_code, outcome, assisted"
-    " ON CONFLICT (bucket, service_code, channel, region_code, outcome,"
-    " assisted) DO UPDATE SET events = u.events + EXCLUDED.events,"
-    " duration_ms_sum = u.duration_ms_sum + EXCLUDED.duration_ms_sum,"
-    " duration_events = u.duration_events + EXCLUDED.duration_events";
-
 static const char checkpoint_sql[] =
     "INSERT INTO kanal.collector_checkpoint AS c (collector_id,"
     " wal_position, updated_at) VALUES ($1, $2, now())"
@@ -150,6 +183,11 @@ flush_new(struct agg *a, const struct flush_config *cfg)
 	f->ledger_epoch_ms = cfg->ledger_epoch_ms ? cfg->ledger_epoch_ms :
 	    8 * 3600 * 1000;
 	f->lease_grace_ms = cfg->lease_grace_ms;
+	f->event_max_age_ms = cfg->event_max_age_ms ? cfg->event_max_age_ms :
+	    7 * 24 * 3600 * 1000ULL;
+	f->hourly_days = cfg->hourly_days;
+	f->kept_from = INT64_MIN;
+	f->stats.hourly_kept_from = INT64_MIN;
 	{
 		/* Tells this process's sessions from any other's. */
 		uint64_t nonce = (uint64_t)clock_wall_ms() << 20 ^
@@ -188,6 +226,8 @@ disconnect(struct flush *f)
 {
 	PQfinish(f->conn);
 	f->conn = NULL;
+	f->maintained = 0;
+	f->part_lo = f->part_hi = 0;
 	pthread_mutex_lock(&f->mu);
 	f->stats.connected = 0;
 	f->stats.lease_held = 0;
@@ -403,6 +443,13 @@ buf_put_row(struct flush *f, const struct agg_row *row, int sign)
 		f->buf = nb;
 		f->cap = ncap;
 	}
+	if (sign > 0) {
+		if (row->bucket < f->min_bucket)
+			f->min_bucket = row->bucket;
+		if (row->bucket > f->max_bucket)
+			f->max_bucket = row->bucket;
+	} else if (row->bucket < f->kept_from)
+		f->sub_below += row->events;
 	gmtime_r(&t, &tm);
 	strftime(ts, sizeof(ts), "%Y-%m-%d %H:00:00+00", &tm);
 	n = snprintf(f->buf + f->len, f->cap - f->len,
@@ -529,6 +576,191 @@ claim_batches(struct flush *f, struct agg_table *t, int *advance)
 	return counted;
 }
 
+/* ------------------------------------------------------------------ tiers */
+
+#define DAY_MS (24LL * 3600 * 1000)
+#define HOUR_MS (3600LL * 1000)
+
+/* Unix seconds of the start of t's UTC month, moved on by add months. */
+static int64_t
+month_start(int64_t t, int add)
+{
+	time_t tt = (time_t)t;
+	struct tm tm;
+
+	gmtime_r(&tt, &tm);
+	tm.tm_mday = 1;
+	tm.tm_hour = tm.tm_min = tm.tm_sec = 0;
+	tm.tm_mon += add;
+	return (int64_t)timegm(&tm);
+}
+
+static const char *
+utc_text(int64_t t, char *buf, size_t len)
+{
+	time_t tt = (time_t)t;
+	struct tm tm;
+
+	gmtime_r(&tt, &tm);
+	strftime(buf, len, "%Y-%m-%dT%H:%M:%SZ", &tm);
+	return buf;
+}
+
+/*
+ * Makes sure usage_hourly has the partitions of every UTC month from lo's
+ * to hi's (Unix seconds). 0, or -1 (logged: those months' rows go to the
+ * default partition, which loses nothing).
+ */
+static int
+partitions_ensure(struct flush *f, int64_t lo, int64_t hi)
+{
+	char a[24], b[24], ta[32], tb[32], e[256];
+	const char *params[2] = { a, b };
+	PGresult *r;
+	long made;
+
+	if (f->part_lo < f->part_hi) {
+		/* One contiguous span, so "covered" stays one interval. */
+		if (f->part_lo < lo)
+			lo = f->part_lo;
+		if (f->part_hi - 1 > hi)
+			hi = f->part_hi - 1;
+	}
+	snprintf(a, sizeof(a), "%" PRId64, lo);
+	snprintf(b, sizeof(b), "%" PRId64, hi);
+	r = PQexecParams(f->conn, "SELECT kanal.hourly_partitions_ensure("
+	    "to_timestamp($1::bigint), to_timestamp($2::bigint))", 2, NULL,
+	    params, NULL, NULL, 0);
+	if (PQresultStatus(r) != PGRES_TUPLES_OK) {
+		log_warnx("cannot make the hourly partitions from %s to %s "
+		    "(rows of those months go to kanal.usage_hourly_default "
+		    "until they exist; is the database migrated? kanalctl "
+		    "migrate): err=\"%s\"", utc_text(lo, ta, sizeof(ta)),
+		    utc_text(hi, tb, sizeof(tb)), pg_err(f->conn, e, sizeof(e)));
+		PQclear(r);
+		f->ensure_retry_at = clock_mono_ms() + 60 * 1000;
+		pthread_mutex_lock(&f->mu);
+		f->stats.maintenance_errors++;
+		pthread_mutex_unlock(&f->mu);
+		return -1;
+	}
+	made = strtol(PQgetvalue(r, 0, 0), NULL, 10);
+	PQclear(r);
+	if (made > 0)
+		log_info("hourly partitions made: count=%ld from=%s to=%s", made,
+		    utc_text(month_start(lo, 0), ta, sizeof(ta)),
+		    utc_text(month_start(hi, 1), tb, sizeof(tb)));
+	f->part_lo = month_start(lo, 0);
+	f->part_hi = month_start(hi, 1);
+	pthread_mutex_lock(&f->mu);
+	f->stats.partitions_created += (uint64_t)made;
+	pthread_mutex_unlock(&f->mu);
+	return 0;
+}
+
+/*
+ * The rows in usage_hourly_default now (the gauge): they met no partition.
+ * Normally 0, so the count reads one empty page.
+ */
+static void
+default_count(struct flush *f)
+{
+	PGresult *r = PQexec(f->conn,
+	    "SELECT count(*) FROM kanal.usage_hourly_default");
+	uint64_t n;
+
+	if (PQresultStatus(r) != PGRES_TUPLES_OK) {
+		PQclear(r);
+		return;
+	}
+	n = strtoull(PQgetvalue(r, 0, 0), NULL, 10);
+	PQclear(r);
+	if (n > 0)
+		log_warnx("rows in kanal.usage_hourly_default: their month had "
+		    "no partition when they were written; they are moved when "
+		    "it is made (kanalctl retention, or kanald's next daily "
+		    "run): rows=%" PRIu64, n);
+	pthread_mutex_lock(&f->mu);
+	f->stats.default_rows = n;
+	pthread_mutex_unlock(&f->mu);
+}
+
+/* Drops the hourly months past hourly_days. 0, or -1 (logged). */
+static int
+retention_apply(struct flush *f)
+{
+	char days[16], e[256];
+	const char *params[1] = { days };
+	PGresult *r;
+	int n;
+
+	snprintf(days, sizeof(days), "%" PRIu32, f->hourly_days);
+	r = PQexecParams(f->conn, "SELECT partition_name, range_from,"
+	    " range_to, rows_dropped FROM kanal.hourly_retention_apply("
+	    "$1::integer, false)", 1, NULL, params, NULL, NULL, 0);
+	if (PQresultStatus(r) != PGRES_TUPLES_OK) {
+		log_warnx("hourly retention failed, tried again in an hour: "
+		    "err=\"%s\"", pg_err(f->conn, e, sizeof(e)));
+		PQclear(r);
+		pthread_mutex_lock(&f->mu);
+		f->stats.maintenance_errors++;
+		pthread_mutex_unlock(&f->mu);
+		return -1;
+	}
+	n = PQntuples(r);
+	for (int i = 0; i < n; i++)
+		log_notice("hourly rows dropped by retention (the daily and "
+		    "monthly tiers keep their counts): partition=%s from=\"%s\" "
+		    "to=\"%s\" rows=%s hourly_days=%s", PQgetvalue(r, i, 0),
+		    PQgetvalue(r, i, 1), PQgetvalue(r, i, 2),
+		    PQgetvalue(r, i, 3), days);
+	PQclear(r);
+	pthread_mutex_lock(&f->mu);
+	f->stats.partitions_dropped += (uint64_t)n;
+	pthread_mutex_unlock(&f->mu);
+	return 0;
+}
+
+/*
+ * On each new connection and once a day: retention (when kanald is to do
+ * it), then the partitions of every month an accepted event can fall in,
+ * and two months ahead. Never fails the flush: a failure is logged,
+ * counted, and tried again in an hour.
+ */
+static void
+maintain(struct flush *f)
+{
+	int64_t now_mono = clock_mono_ms();
+	int64_t now = (int64_t)(clock_wall_ms() / 1000);
+	int failed = 0;
+
+	if (f->maintained && now_mono < f->maintain_next)
+		return;
+	if (f->hourly_days > 0 && retention_apply(f) == -1)
+		failed = 1;
+	f->part_lo = f->part_hi = 0;
+	if (partitions_ensure(f, now - (int64_t)(f->event_max_age_ms / 1000) -
+	    3600, now + 62 * 24 * 3600) == -1)
+		failed = 1;
+	default_count(f);
+	f->maintained = 1;
+	f->maintain_next = now_mono + (failed ? HOUR_MS : DAY_MS);
+}
+
+struct tier_tally {
+	int64_t kept_from;
+	uint64_t below;			/* events before kept_from */
+};
+
+static void
+tier_count(void *arg, const struct agg_row *row)
+{
+	struct tier_tally *t = arg;
+
+	if (row->bucket < t->kept_from)
+		t->below += row->events;
+}
+
 static int
 exec_ok(struct flush *f, const char *sql, const char *what)
 {
@@ -544,6 +776,53 @@ exec_ok(struct flush *f, const char *sql, const char *what)
 }
 
 /*
+ * In the open transaction: where the hourly tier begins (f->kept_from).
+ * 0, or -1 (logged; roll back).
+ */
+static int
+kept_from_read(struct flush *f)
+{
+	PGresult *r = PQexec(f->conn, kept_from_sql);
+	char e[256];
+
+	if (PQresultStatus(r) != PGRES_TUPLES_OK || PQntuples(r) != 1) {
+		log_warnx("flush failed reading kanal.hourly_retention (is the "
+		    "database migrated? kanalctl migrate): err=\"%s\"",
+		    pg_err(f->conn, e, sizeof(e)));
+		PQclear(r);
+		return -1;
+	}
+	f->kept_from = PQgetisnull(r, 0, 0) ? INT64_MIN :
+	    strtoll(PQgetvalue(r, 0, 0), NULL, 10);
+	PQclear(r);
+	return 0;
+}
+
+/* The three upserts for f->kept_from, in f->tier_sql. 0, or -1 (memory). */
+static int
+tier_sql_build(struct flush *f)
+{
+	char where[64] = "";
+	size_t need = sizeof(upsert_hourly_fmt) + sizeof(where) +
+	    sizeof(upsert_lower_sql);
+
+	if (f->tier_sql_cap < need) {
+		char *p = realloc(f->tier_sql, need);
+
+		if (p == NULL)
+			return -1;
+		f->tier_sql = p;
+		f->tier_sql_cap = need;
+	}
+	if (f->kept_from != INT64_MIN)
+		snprintf(where, sizeof(where),
+		    " WHERE bucket >= to_timestamp(%" PRId64 ")", f->kept_from);
+	snprintf(f->tier_sql, f->tier_sql_cap, upsert_hourly_fmt, where);
+	strcat(f->tier_sql, upsert_lower_sql);
+	return 0;
+}
+
+/*
  * Writes t in one transaction. 0 when committed, 1 when the checkpoint
  * shows it was committed already, -1 on failure (t is still held).
  */
@@ -553,17 +832,25 @@ write_table(struct flush *f, struct agg_table *t, uint64_t checkpoint)
 	char cp[32], e[512];
 	const char *params[2] = { f->collector_id, cp };
 	PGresult *r;
-	int ok, already, advance = 0;
+	int ok, already, advance = 0, stray = 0;
+	int64_t stray_lo = 0, stray_hi = 0;
 	long dups;
 
 	f->len = 0;
 	f->buf_failed = 0;
+	f->min_bucket = INT64_MAX;
+	f->max_bucket = INT64_MIN;
+	f->sub_below = 0;
 	agg_table_foreach(f->agg, t, buf_add_row, f);
 	if (f->buf_failed) {
 		log_warnx("flush failed: err=\"out of memory\" keys=%zu",
 		    agg_table_keys(t));
 		return -1;
 	}
+	/* A month without its partition yet (a late event, a new month). */
+	if (((f->min_bucket < f->part_lo && f->min_bucket >= f->kept_from) ||
+	    f->max_bucket >= f->part_hi) && clock_mono_ms() >= f->ensure_retry_at)
+		(void)partitions_ensure(f, f->min_bucket, f->max_bucket);
 	if (exec_ok(f, "BEGIN", "BEGIN") == -1)
 		return -1;
 	snprintf(cp, sizeof(cp), "%" PRIu64, checkpoint);
@@ -587,6 +874,8 @@ write_table(struct flush *f, struct agg_table *t, uint64_t checkpoint)
 		PQclear(r);
 		return 1;
 	}
+	if (kept_from_read(f) == -1)
+		goto rollback;
 	dups = claim_batches(f, t, &advance);
 	if (dups == -1)
 		goto rollback;
@@ -616,9 +905,25 @@ write_table(struct flush *f, struct agg_table *t, uint64_t checkpoint)
 		    pg_err(f->conn, e, sizeof(e)));
 		goto rollback;
 	}
-	if (exec_ok(f, dups > 0 ? upsert_grouped_sql : upsert_sql,
-	    "upsert") == -1)
+	if (tier_sql_build(f) == -1) {
+		log_warnx("flush failed: err=\"out of memory\"");
 		goto rollback;
+	}
+	r = PQexec(f->conn, f->tier_sql);
+	ok = PQresultStatus(r) == PGRES_TUPLES_OK && PQntuples(r) == 1;
+	if (!ok) {
+		log_warnx("flush failed at upsert: err=\"%s\"",
+		    pg_err(f->conn, e, sizeof(e)));
+		PQclear(r);
+		goto rollback;
+	}
+	/* Rows that met no partition: their months are made after commit. */
+	stray = !PQgetisnull(r, 0, 0);
+	if (stray) {
+		stray_lo = strtoll(PQgetvalue(r, 0, 0), NULL, 10);
+		stray_hi = strtoll(PQgetvalue(r, 0, 1), NULL, 10);
+	}
+	PQclear(r);
 	r = PQexec(f->conn, "COMMIT");
 	ok = PQresultStatus(r) == PGRES_COMMAND_OK;
 	PQclear(r);
@@ -632,10 +937,24 @@ write_table(struct flush *f, struct agg_table *t, uint64_t checkpoint)
 		    f->commit_unknown ? "unknown" : "rolled-back");
 		return -1;
 	}
-	pthread_mutex_lock(&f->mu);
-	f->stats.ledger_batches += f->nlb - (size_t)dups;
-	f->stats.ledger_duplicates += (uint64_t)dups;
-	pthread_mutex_unlock(&f->mu);
+	{
+		struct tier_tally tt = { f->kept_from, 0 };
+
+		if (f->min_bucket < f->kept_from)
+			agg_table_foreach(f->agg, t, tier_count, &tt);
+		tt.below -= tt.below >= f->sub_below ? f->sub_below : tt.below;
+		pthread_mutex_lock(&f->mu);
+		f->stats.ledger_batches += f->nlb - (size_t)dups;
+		f->stats.ledger_duplicates += (uint64_t)dups;
+		f->stats.late_past_retention += tt.below;
+		f->stats.hourly_kept_from = f->kept_from;
+		pthread_mutex_unlock(&f->mu);
+		if (stray) {
+			default_count(f);
+			if (partitions_ensure(f, stray_lo, stray_hi) == 0)
+				default_count(f);
+		}
+	}
 	if (advance) {
 		/* Not part of the flush: its failure costs only a later try. */
 		int moved = ledger_advance(f->conn, f->ledger_epoch_ms, e,
@@ -680,6 +999,7 @@ flush_once(struct flush *f)
 	keys = agg_table_keys(t);
 	if (keys == 0) {
 		agg_release(f->agg, t);
+		maintain(f);
 		return 0;
 	}
 	t0 = clock_mono_us();
@@ -692,6 +1012,7 @@ flush_once(struct flush *f)
 		agg_release(f->agg, t);
 		if (f->on_committed != NULL)
 			f->on_committed(f->cb_arg, pos);
+		maintain(f);
 		return 0;
 	default:
 		break;
@@ -708,6 +1029,8 @@ flush_once(struct flush *f)
 	    keys, pos, (double)us / 1000.0);
 	if (f->on_committed != NULL)
 		f->on_committed(f->cb_arg, pos);
+	/* After the flush, so that it never waits for the daily run. */
+	maintain(f);
 	return 0;
 fail:
 	pthread_mutex_lock(&f->mu);
@@ -848,6 +1171,7 @@ flush_free(struct flush *f)
 	free(f->buf);
 	free(f->lb);
 	free(f->starts);
+	free(f->tier_sql);
 	free(f->conninfo);
 	free(f->collector_id);
 	free(f->wal_dir);

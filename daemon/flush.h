@@ -3,10 +3,10 @@
  * flush: writes the rollups to PostgreSQL, from a thread of its own.
  *
  * Every flush interval the thread freezes agg's active table and writes it
- * in one transaction: COPY into a session-local staging table, one
- * INSERT .. ON CONFLICT DO UPDATE that adds the counts (rows in key order,
- * so that several collectors upserting at once can't deadlock), and the
- * collector's checkpoint row. A flush that fails keeps its frozen table and
+ * in one transaction: COPY into a session-local staging table, an
+ * INSERT .. ON CONFLICT DO UPDATE per tier (hourly, daily, monthly) that
+ * adds the counts (rows in key order, so that several collectors upserting
+ * at once can't deadlock), and the collector's checkpoint row. A flush that fails keeps its frozen table and
  * is retried with capped exponential back-off; the failure is logged once
  * per back-off step. A commit whose outcome is unknown (the connection
  * dropped during COMMIT) is resolved by reading the checkpoint back after
@@ -15,6 +15,11 @@
  * finishing on the server, the retry's first statement, a compare-and-set
  * of the checkpoint row, waits for it and then finds the checkpoint
  * already there: the retry writes nothing.
+ *
+ * After a flush, on each new connection and then once a day, the thread
+ * applies the hourly retention and makes the hourly partitions of every
+ * month an event may fall in (schema/007_tiers.sql); a failure there is
+ * logged and never fails a flush.
  *
  * Checkpoint positions are WAL positions: agg carries the end position of
  * the last record added, the frozen table the highest one in it, and that
@@ -59,6 +64,15 @@ struct flush_config {
 	 */
 	uint64_t lease_grace_ms;
 	/*
+	 * Tiers (schema/007_tiers.sql): how far back events are accepted, so
+	 * the hourly partitions of those months are made ahead; and how many
+	 * days of hourly rows to keep (0: kanald never drops any; kanalctl
+	 * retention still can). Partitions and retention are seen to on
+	 * connecting and once a day after.
+	 */
+	uint64_t event_max_age_ms;
+	uint32_t hourly_days;
+	/*
 	 * Called once, on the flush thread, with the checkpoint found at the
 	 * first connection, before any flush. Returns 0, or -1 with a
 	 * message in err: kanald cannot go on (logged; exit status 3). NULL:
@@ -84,6 +98,13 @@ struct flush_stats {
 	uint64_t ledger_epoch_advances;
 	int lease_held;			/* this process holds the lease now */
 	int lease_refused;		/* for good: see FLUSH_EXIT_LEASE */
+	/* Tiers (schema/007_tiers.sql). */
+	uint64_t late_past_retention;	/* events in daily/monthly only */
+	uint64_t default_rows;		/* rows in usage_hourly_default (gauge) */
+	uint64_t partitions_created;
+	uint64_t partitions_dropped;
+	uint64_t maintenance_errors;	/* ensure or retention failed */
+	int64_t hourly_kept_from;	/* Unix s; INT64_MIN: everything */
 };
 
 /* Strings in cfg are copied. NULL on out-of-memory. */

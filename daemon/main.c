@@ -382,6 +382,8 @@ main(int argc, char **argv)
 			.wal_dir = k.cfg.wal_dir,
 			.ledger_epoch_ms = k.cfg.dedup_window_ms / 3,
 			.lease_grace_ms = k.cfg.lease_grace_ms,
+			.event_max_age_ms = k.cfg.event_max_age_ms,
+			.hourly_days = k.cfg.retention_hourly_days,
 			.on_checkpoint = on_checkpoint,
 			.on_committed = on_committed,
 			.arg = &k,

@@ -235,6 +235,29 @@ render_flush(struct out *o, const struct metrics_snapshot *s)
 	scalar(o, "kanal_collector_lease", "gauge", "1 while this instance "
 	    "holds its collector_id's lease in PostgreSQL, else 0.",
 	    s->flush.lease_held ? 1 : 0);
+	scalar(o, "kanal_late_events_past_retention_total", "counter",
+	    "Late events whose hour is older than the hourly tier keeps "
+	    "(its month was dropped by retention): counted in the daily and "
+	    "monthly tiers only.", s->flush.late_past_retention);
+	scalar(o, "kanal_hourly_kept_from_seconds", "gauge", "Unix time of "
+	    "the first hour kanal.usage_hourly keeps (earlier months were "
+	    "dropped by retention); 0 while nothing was dropped.",
+	    s->flush.hourly_kept_from == INT64_MIN ? 0 :
+	    (uint64_t)s->flush.hourly_kept_from);
+	scalar(o, "kanal_hourly_partitions_created_total", "counter",
+	    "Monthly partitions of kanal.usage_hourly this instance made.",
+	    s->flush.partitions_created);
+	scalar(o, "kanal_hourly_partitions_dropped_total", "counter",
+	    "Monthly partitions of kanal.usage_hourly this instance dropped "
+	    "by retention (retention-hourly-days).",
+	    s->flush.partitions_dropped);
+	scalar(o, "kanal_hourly_default_partition_rows", "gauge", "Rows in "
+	    "kanal.usage_hourly_default, last seen: hours whose month had no "
+	    "partition when written (normally 0; moved out when it is made).",
+	    s->flush.default_rows);
+	scalar(o, "kanal_tier_maintenance_errors_total", "counter", "Failed "
+	    "attempts to make hourly partitions or apply retention (flushes "
+	    "go on; tried again later).", s->flush.maintenance_errors);
 }
 
 int

@@ -311,6 +311,7 @@ test_queries_give_known_figures(void **state)
 
 	load_queries();
 	th_exec(f->conn, known_sql);
+	th_tiers_fill(f->conn);
 	th_query_text(f->conn, "SELECT to_char(date_trunc('month', now() AT "
 	    "TIME ZONE 'Asia/Jakarta') - interval '1 month', 'YYYY-MM-DD')",
 	    last, sizeof(last));

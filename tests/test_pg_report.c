@@ -89,6 +89,7 @@ group_setup(void **state)
 	th_tmpdir("report", dir, sizeof(dir));
 	conn = th_pg_connect(db);
 	th_exec(conn, rows_sql);
+	th_tiers_fill(conn);
 	th_exec(conn, "INSERT INTO kanal.service VALUES ('test.evil', "
 	    "'Izin <b>&\"x\"</b>', 'Test')");
 	/* As the analyst: the report must need no more than that role. */

@@ -85,6 +85,7 @@ browser_shows_the_three_charts(void **state)
 	th_tmpdir("report-html", dir, sizeof(dir));
 	conn = th_pg_connect(db);
 	th_exec(conn, rows_sql);
+	th_tiers_fill(conn);
 	PQfinish(conn);
 	snprintf(html, sizeof(html), "%s/report.html", dir);
 	snprintf(shot, sizeof(shot), "%s/shot.png", dir);

@@ -34,6 +34,7 @@
 #include <libpq-fe.h>
 #include <openssl/evp.h>
 
+#include "harness.h"
 #include "migrate.h"
 
 #define ERRLEN 2048
@@ -790,9 +791,30 @@ static int
 views_setup(void **state)
 {
 	(void)state;
-	exec_ok(views_db.conn, "TRUNCATE kanal.usage_hourly");
+	exec_ok(views_db.conn, "TRUNCATE kanal.usage_hourly, kanal.usage_daily, "
+	    "kanal.usage_monthly");
 	exec_ok(views_db.conn, "SET TimeZone = 'UTC'");
 	return 0;
+}
+
+/*
+ * Hourly rows as the owner, then the daily and monthly tiers the views
+ * read, made from them as migration 007 does (kanald writes all three).
+ */
+static void
+hourly_insert(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+static void
+hourly_insert(const char *fmt, ...)
+{
+	char sql[8192];
+	va_list ap;
+
+	va_start(ap, fmt);
+	fmt_buf(sql, sizeof(sql), fmt, ap);
+	va_end(ap);
+	exec_ok(views_db.conn, "%s", sql);
+	th_tiers_fill(views_db.conn);
 }
 
 struct expect {
@@ -879,7 +901,7 @@ hand_rows_insert(const char *service, const char *region,
     const char *const *buckets, size_t nbuckets)
 {
 	for (size_t i = 0; i < NELEM(hand_rows); i++)
-		exec_ok(views_db.conn, "INSERT INTO kanal.usage_hourly VALUES "
+		hourly_insert("INSERT INTO kanal.usage_hourly VALUES "
 		    "('%s', '%s', '%s', '%s', '%s', %s, %ld, %ld, %ld)",
 		    buckets[i % nbuckets], service, hand_rows[i].channel,
 		    region, hand_rows[i].outcome,
@@ -897,7 +919,7 @@ test_daily_view_computes_every_column(void **state)
 
 	hand_rows_insert("dukcapil.akta-lahir", "32.73.02", day, NELEM(day));
 	/* Same service, a kelurahan: a row of its own, not rolled up. */
-	exec_ok(views_db.conn, "INSERT INTO kanal.usage_hourly VALUES "
+	hourly_insert("INSERT INTO kanal.usage_hourly VALUES "
 	    "('2026-03-10 03:00Z', 'dukcapil.akta-lahir', 'web', "
 	    "'32.73.02.1003', 'completed', false, 1, 0, 0)");
 	expect_row("digital_adoption_daily", "day = '2026-03-10' AND "
@@ -920,7 +942,7 @@ test_monthly_view_sums_days_before_dividing(void **state)
 
 	hand_rows_insert("bapenda.pbb", "32.73.12", march, NELEM(march));
 	/* April in WIB, must not count in March. */
-	exec_ok(views_db.conn, "INSERT INTO kanal.usage_hourly VALUES "
+	hourly_insert("INSERT INTO kanal.usage_hourly VALUES "
 	    "('2026-03-31 17:00Z', 'bapenda.pbb', 'web', '32.73.12', "
 	    "'completed', false, 100, 0, 0)");
 	expect_row("digital_adoption_monthly", "month = '2026-03-01' AND "
@@ -950,7 +972,7 @@ test_ratios_are_null_when_their_denominator_is_zero(void **state)
 	};
 	(void)state;
 
-	exec_ok(views_db.conn, "INSERT INTO kanal.usage_hourly VALUES "
+	hourly_insert("INSERT INTO kanal.usage_hourly VALUES "
 	    "('2026-03-10 03:00Z', 's.a', 'kiosk', '32.73.01', 'abandoned', "
 	    "false, 3, 0, 0), "
 	    "('2026-03-10 03:00Z', 's.u', 'paper', '32.73.01', 'unknown', "
@@ -984,7 +1006,7 @@ test_days_and_months_are_local_wib(void **state)
 	(void)state;
 
 	for (size_t i = 0; i < NELEM(cases); i++)
-		exec_ok(views_db.conn, "INSERT INTO kanal.usage_hourly VALUES "
+		hourly_insert("INSERT INTO kanal.usage_hourly VALUES "
 		    "('%s', 'boundary.case-%zu', 'web', '32.73.01', "
 		    "'completed', false, 1, 0, 0)", cases[i].bucket, i);
 	for (size_t z = 0; z < NELEM(zones); z++) {
@@ -1031,7 +1053,7 @@ test_local_hourly_view_is_the_hourly_table_in_wib(void **state)
 	(void)state;
 
 	for (size_t i = 0; i < NELEM(cases); i++)
-		exec_ok(views_db.conn, "INSERT INTO kanal.usage_hourly VALUES "
+		hourly_insert("INSERT INTO kanal.usage_hourly VALUES "
 		    "('%s', 'local.case-%zu', '%s', '32.73.01', 'completed', "
 		    "true, %zu, 600, 1)", cases[i].bucket, i, cases[i].channel,
 		    i + 2);
@@ -1083,7 +1105,7 @@ test_published_view_suppresses_cells_under_ten_events(void **state)
 	};
 	(void)state;
 
-	exec_ok(views_db.conn, "INSERT INTO kanal.usage_hourly VALUES "
+	hourly_insert("INSERT INTO kanal.usage_hourly VALUES "
 	    "('2026-03-10 03:00Z', 'p.nine', 'web', '32.73.05', 'completed', "
 	    "false, 9, 0, 0), "
 	    "('2026-03-10 03:00Z', 'p.ten', 'web', '32.73.05', 'completed', "
@@ -1295,6 +1317,24 @@ static const struct role_case {
 	    "('2026-03-10 04:00Z', 'dukcapil.kia', 'web', '32.73.01', "
 	    "'completed', false, 1, 0, 0)", 1 },
 	{ "kanal_ingest", UPSERT_HOURLY, 1 },
+	{ "kanal_ingest", "INSERT INTO kanal.usage_daily VALUES ('2026-03-10', "
+	    "'dukcapil.kia', 'web', '32.73.01', 'completed', false, 1, 0, 0)",
+	  1 },
+	{ "kanal_ingest", "UPDATE kanal.usage_monthly SET events = events + 1",
+	  1 },
+	{ "kanal_ingest", "DELETE FROM kanal.usage_daily", 0 },
+	{ "kanal_ingest", "TRUNCATE kanal.usage_monthly", 0 },
+	{ "kanal_ingest", "DROP TABLE kanal.usage_hourly_default", 0 },
+	{ "kanal_ingest", "UPDATE kanal.hourly_retention SET kept_from = "
+	    "now()", 0 },
+	{ "kanal_ingest", "LOCK TABLE ONLY kanal.usage_hourly IN ROW "
+	    "EXCLUSIVE MODE; SELECT kept_from FROM kanal.hourly_retention", 1 },
+	{ "kanal_ingest", "SELECT count(*) FROM kanal.usage_hourly_default",
+	  1 },
+	{ "kanal_ingest", "SELECT kanal.hourly_partitions_ensure(now(), "
+	    "now() + interval '1 month')", 1 },
+	{ "kanal_ingest", "SELECT * FROM kanal.hourly_retention_apply(400, "
+	    "true)", 1 },
 	{ "kanal_ingest", "UPDATE kanal.usage_hourly SET events = events + 1 "
 	    "WHERE service_code = 'dukcapil.kia'", 1 },
 	{ "kanal_ingest", "INSERT INTO kanal.collector_checkpoint AS c "
@@ -1373,6 +1413,13 @@ static const struct role_case {
 	{ "kanal_analyst", "DELETE FROM kanal.channel", 0 },
 	{ "kanal_analyst", "TRUNCATE kanal.region", 0 },
 	{ "kanal_analyst", "SELECT * FROM kanal.batch_ledger", 0 },
+	/* 007: the tiers, retention's state, the partition functions. */
+	{ "kanal_analyst", "SELECT * FROM kanal.usage_daily", 0 },
+	{ "kanal_analyst", "SELECT * FROM kanal.usage_monthly", 0 },
+	{ "kanal_analyst", "SELECT kanal.hourly_partitions_ensure(now(), "
+	    "now())", 0 },
+	{ "kanal_analyst", "SELECT * FROM kanal.hourly_retention_apply(400, "
+	    "true)", 0 },
 	{ "kanal_analyst", "TRUNCATE kanal.batch_ledger_0", 0 },
 	{ "kanal_analyst", "CREATE TABLE public.x (i int)", 0 },
 	{ "kanal_analyst", "CREATE OR REPLACE VIEW "
@@ -1457,10 +1504,22 @@ test_migrations_run_as_the_owner(void **state)
 	    "pg_namespace n JOIN pg_roles r ON r.oid = n.nspowner WHERE "
 	    "n.nspname = 'kanal' AND r.rolname NOT IN ('kanal_ingest', "
 	    "'kanal_analyst')"), 1);
-	/* Nothing in the schema runs code with another role's rights. */
+	/*
+	 * Only the two partition functions of 007 run with the owner's
+	 * rights: each with a fixed search_path, and callable by kanal_ingest
+	 * alone (not PUBLIC, not the analyst).
+	 */
 	assert_int_equal(scalar_long(roles_db.conn, "SELECT count(*) FROM "
 	    "pg_proc WHERE pronamespace = 'kanal'::regnamespace AND "
-	    "prosecdef"), 0);
+	    "prosecdef AND proname NOT IN ('hourly_partitions_ensure', "
+	    "'hourly_retention_apply')"), 0);
+	assert_int_equal(scalar_long(roles_db.conn, "SELECT count(*) FROM "
+	    "pg_proc WHERE pronamespace = 'kanal'::regnamespace AND "
+	    "prosecdef AND 'search_path=pg_catalog, pg_temp' = ANY (proconfig) "
+	    "AND has_function_privilege('kanal_ingest', oid, 'EXECUTE') "
+	    "AND NOT has_function_privilege('kanal_analyst', oid, 'EXECUTE') "
+	    "AND NOT EXISTS (SELECT 1 FROM aclexplode(proacl) a "
+	    "WHERE a.grantee = 0)"), 2);
 }
 
 /* ----------------------------------------------------------------- main */

@@ -8,6 +8,7 @@
  *   kanalctl demo       send realistic Kota Bandung traffic
  *   kanalctl wal        check, repair and dump a write-ahead log
  *   kanalctl report     a month's indicators as a table and an HTML page
+ *   kanalctl retention  hourly partitions ahead, old hourly months dropped
  *
  * Each subcommand has --help. Exit status: 0 success, 1 failure (for wal
  * check: damage found; for report: no events that month), 2 usage error,
@@ -30,6 +31,7 @@
 #include "migrate.h"
 #include "opts.h"
 #include "report.h"
+#include "retention.h"
 #include "sendfile.h"
 #include "sources.h"
 #include "validate.h"
@@ -49,17 +51,6 @@
 	"option to skip that, as it would let anyone in between take the " \
 	"token"
 
-
-static int
-parse_long(const char *s, long long lo, long long hi, long long *v)
-{
-	char *end;
-
-	errno = 0;
-	*v = strtoll(s, &end, 10);
-	return errno == 0 && end != s && *end == '\0' && *v >= lo && *v <= hi
-	    ? 0 : -1;
-}
 
 /* ------------------------------------------------------------- migrate */
 
@@ -244,18 +235,18 @@ send_file(const char *csv, const char *jsonl, const char *url,
 		    "KANAL_TOKEN\n");
 		return EXIT_USAGE;
 	}
-	if (parse_long(bsize_s, 1, SENDFILE_BATCH_MAX, &v) == -1) {
+	if (opts_number(bsize_s, 1, SENDFILE_BATCH_MAX, &v) == -1) {
 		fprintf(stderr, "kanalctl send: --batch-size is 1..%d\n",
 		    SENDFILE_BATCH_MAX);
 		return EXIT_USAGE;
 	}
 	sc.batch_size = (size_t)v;
-	if (parse_long(retries_s, 0, 1000, &v) == -1) {
+	if (opts_number(retries_s, 0, 1000, &v) == -1) {
 		fprintf(stderr, "kanalctl send: --retries is 0..1000\n");
 		return EXIT_USAGE;
 	}
 	sc.retries = (int)v;
-	if (parse_long(retry_for_s, 0, 86400, &v) == -1) {
+	if (opts_number(retry_for_s, 0, 86400, &v) == -1) {
 		fprintf(stderr, "kanalctl send: --retry-for is 0..86400 "
 		    "seconds\n");
 		return EXIT_USAGE;
@@ -371,9 +362,9 @@ cmd_send(int argc, char **argv)
 		    ch == -1 ? channel : outcome);
 		return EXIT_USAGE;
 	}
-	if (parse_long(count_s, 1, 1000000, &count) == -1 ||
-	    parse_long(dur_s, 0, UINT32_MAX, &dur) == -1 ||
-	    (at_s != NULL && parse_long(at_s, 0, LLONG_MAX, &at) == -1)) {
+	if (opts_number(count_s, 1, 1000000, &count) == -1 ||
+	    opts_number(dur_s, 0, UINT32_MAX, &dur) == -1 ||
+	    (at_s != NULL && opts_number(at_s, 0, LLONG_MAX, &at) == -1)) {
 		fprintf(stderr, "kanalctl send: --count is 1..1000000, "
 		    "--duration-ms and --at are whole numbers\n");
 		return EXIT_USAGE;
@@ -476,22 +467,22 @@ cmd_demo(int argc, char **argv)
 		    "KANAL_TOKEN\n");
 		return EXIT_USAGE;
 	}
-	if (parse_long(days_s, 1, 366, &v) == -1) {
+	if (opts_number(days_s, 1, 366, &v) == -1) {
 		fprintf(stderr, "kanalctl demo: --days is 1..366\n");
 		return EXIT_USAGE;
 	}
 	dc.days = (int)v;
-	if (parse_long(per_day_s, 1, 100000000, &v) == -1) {
+	if (opts_number(per_day_s, 1, 100000000, &v) == -1) {
 		fprintf(stderr, "kanalctl demo: --per-day is 1..100000000\n");
 		return EXIT_USAGE;
 	}
 	dc.per_day = (uint64_t)v;
-	if (parse_long(rate_s, 1, 100000000, &v) == -1) {
+	if (opts_number(rate_s, 1, 100000000, &v) == -1) {
 		fprintf(stderr, "kanalctl demo: --rate is 1..100000000\n");
 		return EXIT_USAGE;
 	}
 	dc.rate = (uint64_t)v;
-	if (parse_long(seed_s, 0, LLONG_MAX, &v) == -1) {
+	if (opts_number(seed_s, 0, LLONG_MAX, &v) == -1) {
 		fprintf(stderr, "kanalctl demo: --seed is a whole number\n");
 		return EXIT_USAGE;
 	}
@@ -653,7 +644,7 @@ cmd_wal(int argc, char **argv)
 			fprintf(stderr, "usage: %s (see --help)\n", syn_dump);
 			return EXIT_USAGE;
 		}
-		if (from_s != NULL && parse_long(from_s, 0, LLONG_MAX, &from)
+		if (from_s != NULL && opts_number(from_s, 0, LLONG_MAX, &from)
 		    == -1) {
 			fprintf(stderr, "kanalctl wal dump: --from is a "
 			    "position, a whole number\n");
@@ -688,7 +679,7 @@ cmd_wal(int argc, char **argv)
 			fprintf(stderr, "usage: %s (see --help)\n", syn_adopt);
 			return EXIT_USAGE;
 		}
-		if (a_deadline != NULL && parse_long(a_deadline, 1, 86400,
+		if (a_deadline != NULL && opts_number(a_deadline, 1, 86400,
 		    &deadline) == -1) {
 			fprintf(stderr, "kanalctl wal adopt: --deadline is "
 			    "seconds, 1 to 86400\n");
@@ -719,6 +710,7 @@ usage(FILE *out)
 	    "  demo        send realistic Kota Bandung traffic to kanald\n"
 	    "  wal         check, repair or dump kanald's write-ahead log\n"
 	    "  report      a month's indicators as a table and an HTML page\n"
+	    "  retention   make hourly partitions ahead, drop old hourly months\n"
 	    "  version     print the version\n"
 	    "\n"
 	    "kanalctl COMMAND --help describes each.\n");
@@ -753,6 +745,8 @@ main(int argc, char **argv)
 		return cmd_wal(argc - 1, argv + 1);
 	if (strcmp(argv[1], "report") == 0)
 		return report_main(argc - 1, argv + 1);
+	if (strcmp(argv[1], "retention") == 0)
+		return retention_main(argc - 1, argv + 1);
 	fprintf(stderr, "kanalctl: unknown command \"%s\"\n", argv[1]);
 	usage(stderr);
 	return EXIT_USAGE;

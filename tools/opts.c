@@ -4,6 +4,8 @@
  */
 #include "opts.h"
 
+#include <errno.h>
+#include <stdlib.h>
 #include <string.h>
 
 void
@@ -70,4 +72,15 @@ opts_parse(const char *prog, int argc, char **argv, const struct opt *o,
 usage:
 	fprintf(stderr, "usage: %s (see --help)\n", synopsis);
 	return -1;
+}
+
+int
+opts_number(const char *s, long long lo, long long hi, long long *v)
+{
+	char *end;
+
+	errno = 0;
+	*v = strtoll(s, &end, 10);
+	return errno == 0 && end != s && *end == '\0' && *v >= lo && *v <= hi
+	    ? 0 : -1;
 }

@@ -28,4 +28,9 @@ void opts_usage(FILE *out, const char *synopsis, const char *about,
 int opts_parse(const char *prog, int argc, char **argv, const struct opt *o,
     const char *synopsis, const char *about);
 
+/*
+ * A whole decimal number in [lo, hi], nothing after it: 0 and *v, or -1.
+ */
+int opts_number(const char *s, long long lo, long long hi, long long *v);
+
 #endif

@@ -298,10 +298,14 @@ u8_fit(char *buf, size_t len, const char *s, size_t max)
 	"sum(a.duration_digital_events), sum(a.duration_manual_ms), " \
 	"sum(a.duration_manual_events)"
 
-/* $2: a region code and everything under it, or NULL for every region. */
+/*
+ * $2: a region code and everything under it, or NULL for every region. A
+ * prefix LIKE, so the tier's region index serves it (schema/007); the
+ * code was checked to be digits and dots, so it holds no LIKE wildcard.
+ */
 #define SCOPE \
 	"($2::text IS NULL OR a.region_code = $2::text OR " \
-	"left(a.region_code, length($2::text) + 1) = $2::text || '.')"
+	"a.region_code LIKE $2::text || '.%')"
 
 #define KECAMATAN_OF \
 	"substring(a.region_code FROM '^([0-9]+[.][0-9]+[.][0-9]+)([.]|$)')"

@@ -83,6 +83,64 @@ th_exec(PGconn *conn, const char *sql)
 	PQclear(r);
 }
 
+#define TH_TIER_GROUP(t) \
+	"SELECT " t " AS t, service_code, channel, region_code, outcome, " \
+	"assisted, sum(events)::bigint AS events, sum(duration_ms_sum)::bigint " \
+	"AS duration_ms_sum, sum(duration_events)::bigint AS duration_events " \
+	"FROM kanal.usage_hourly GROUP BY 1, 2, 3, 4, 5, 6"
+#define TH_DAY "(bucket AT TIME ZONE 'Asia/Jakarta')::date"
+#define TH_MONTH "date_trunc('month', bucket AT TIME ZONE 'Asia/Jakarta')::date"
+/* Days or months whose every hour the hourly tier still keeps. */
+#define TH_KEPT(col) \
+	" WHERE (" col "::timestamp AT TIME ZONE 'Asia/Jakarta') >= " \
+	"(SELECT kept_from FROM kanal.hourly_retention)"
+
+void
+th_tiers_fill(PGconn *conn)
+{
+	th_exec(conn, "TRUNCATE kanal.usage_daily, kanal.usage_monthly");
+	th_exec(conn, "INSERT INTO kanal.usage_daily " TH_TIER_GROUP(TH_DAY));
+	th_exec(conn, "INSERT INTO kanal.usage_monthly "
+	    TH_TIER_GROUP(TH_MONTH));
+}
+
+int
+th_tiers_match(PGconn *conn)
+{
+#define TH_G(x) "SELECT * FROM (" TH_TIER_GROUP(x) ") g" TH_KEPT("g.t")
+	static const char *const q[] = {
+		TH_G(TH_DAY) " EXCEPT ALL SELECT * FROM kanal.usage_daily"
+		TH_KEPT("day"),
+		"SELECT * FROM kanal.usage_daily" TH_KEPT("day") " EXCEPT ALL "
+		TH_G(TH_DAY),
+		TH_G(TH_MONTH) " EXCEPT ALL SELECT * FROM kanal.usage_monthly"
+		TH_KEPT("month"),
+		"SELECT * FROM kanal.usage_monthly" TH_KEPT("month")
+		" EXCEPT ALL " TH_G(TH_MONTH),
+	};
+#undef TH_G
+
+	for (size_t i = 0; i < sizeof(q) / sizeof(q[0]); i++) {
+		PGresult *r = PQexec(conn, q[i]);
+
+		if (PQresultStatus(r) != PGRES_TUPLES_OK)
+			fail_msg("SQL failed: %s: %s", q[i],
+			    PQerrorMessage(conn));
+		if (PQntuples(r) > 0) {
+			fprintf(stderr, "tiers differ (%s): %d rows, first: "
+			    "%s %s %s %s %s %s events=%s\n", q[i],
+			    PQntuples(r), PQgetvalue(r, 0, 0),
+			    PQgetvalue(r, 0, 1), PQgetvalue(r, 0, 2),
+			    PQgetvalue(r, 0, 3), PQgetvalue(r, 0, 4),
+			    PQgetvalue(r, 0, 5), PQgetvalue(r, 0, 6));
+			PQclear(r);
+			return 0;
+		}
+		PQclear(r);
+	}
+	return 1;
+}
+
 int64_t
 th_query_i64(PGconn *conn, const char *sql)
 {
