@@ -353,8 +353,9 @@ gen_init(struct gen *g)
 		double city_shift = cities[c].code[3] == '7' ? 0.06 : -0.03;
 		for (size_t k = 0; k < g->nkec; k++) {
 			size_t r = c * g->nkec + k;
+			/* k < MAX_KECAMATAN (99): two digits. */
 			snprintf(g->reg_code[r], sizeof(g->reg_code[r]),
-			    "%s.%02zu", cities[c].code, k + 1);
+			    "%s.%02u", cities[c].code, (unsigned)(k + 1) % 100u);
 			g->reg_weight[r] = cities[c].population *
 			    g->kec_pop[k] / kec_total;
 			g->reg_shift[r] = city_shift +
