@@ -73,7 +73,7 @@ struct flush {
 	int64_t kept_from;		/* of this flush: the hourly tier's start */
 	int64_t min_bucket, max_bucket;	/* of this flush's rows */
 	uint64_t sub_below;		/* events taken out below kept_from */
-	char *tier_sql;			/* the three upserts of one flush */
+	char *tier_sql;			/* the tier upserts of one flush */
 	size_t tier_sql_cap;
 };
 
@@ -85,7 +85,8 @@ static const char staging_sql[] =
     " ON COMMIT DELETE ROWS";
 
 /*
- * The upserts of the three tiers, sent as one string (one round trip).
+ * The upserts of the tiers (hourly, daily, monthly and the monthly
+ * cells), sent as one string (one round trip).
  * %s: the hourly tier's WHERE (rows before kept_from, whose month was
  * dropped, go to the other tiers only). When the ledger found batches
  * counted elsewhere, their events were added to the staging rows as
@@ -120,6 +121,51 @@ static const char upsert_lower_sql[] =
     " SELECT date_trunc('month', bucket AT TIME ZONE 'Asia/Jakarta')::date, "
     TIER_KEYS "," TIER_SUMS TIER_GROUP
     " ON CONFLICT (month, " TIER_KEYS ")" TIER_SET ";"
+    /* The monthly cells (008): the indicators' counts per month, service
+     * and region, each mode read from kanal.channel. */
+    "INSERT INTO kanal.usage_monthly_cell AS u (month, service_code,"
+    " region_code,"
+    " events, digital_events, manual_events, assisted_events, completed_events,"
+    " completed_digital, completed_self_service, concluded_events,"
+    " duration_digital_ms,"
+    " duration_digital_events, duration_manual_ms, duration_manual_events)"
+    " SELECT date_trunc('month', s.bucket AT TIME ZONE 'Asia/Jakarta')::date,"
+    " s.service_code, s.region_code,"
+    " sum(s.events),"
+    " coalesce(sum(s.events) FILTER (WHERE c.mode = 'digital'), 0),"
+    " coalesce(sum(s.events) FILTER (WHERE c.mode = 'manual'), 0),"
+    " coalesce(sum(s.events) FILTER (WHERE s.assisted), 0),"
+    " coalesce(sum(s.events) FILTER (WHERE s.outcome = 'completed'), 0),"
+    " coalesce(sum(s.events) FILTER (WHERE s.outcome = 'completed' AND c.mode ="
+    " 'digital'), 0),"
+    " coalesce(sum(s.events) FILTER (WHERE s.outcome = 'completed' AND c.mode ="
+    " 'digital' AND NOT s.assisted), 0),"
+    " coalesce(sum(s.events) FILTER (WHERE s.outcome IN ('completed',"
+    " 'abandoned', 'failed')), 0),"
+    " coalesce(sum(s.duration_ms_sum) FILTER (WHERE c.mode = 'digital'), 0),"
+    " coalesce(sum(s.duration_events) FILTER (WHERE c.mode = 'digital'), 0),"
+    " coalesce(sum(s.duration_ms_sum) FILTER (WHERE c.mode = 'manual'), 0),"
+    " coalesce(sum(s.duration_events) FILTER (WHERE c.mode = 'manual'), 0)"
+    " FROM pg_temp.kanal_staging s LEFT JOIN kanal.channel c ON c.code ="
+    " s.channel"
+    " GROUP BY 1, 2, 3 HAVING sum(s.events) > 0 ORDER BY 1, 2, 3"
+    " ON CONFLICT (month, service_code, region_code) DO UPDATE SET"
+    " events = u.events + EXCLUDED.events,"
+    " digital_events = u.digital_events + EXCLUDED.digital_events,"
+    " manual_events = u.manual_events + EXCLUDED.manual_events,"
+    " assisted_events = u.assisted_events + EXCLUDED.assisted_events,"
+    " completed_events = u.completed_events + EXCLUDED.completed_events,"
+    " completed_digital = u.completed_digital + EXCLUDED.completed_digital,"
+    " completed_self_service = u.completed_self_service +"
+    " EXCLUDED.completed_self_service,"
+    " concluded_events = u.concluded_events + EXCLUDED.concluded_events,"
+    " duration_digital_ms = u.duration_digital_ms +"
+    " EXCLUDED.duration_digital_ms,"
+    " duration_digital_events = u.duration_digital_events +"
+    " EXCLUDED.duration_digital_events,"
+    " duration_manual_ms = u.duration_manual_ms + EXCLUDED.duration_manual_ms,"
+    " duration_manual_events = u.duration_manual_events +"
+    " EXCLUDED.duration_manual_events;"
     /* Cheap: the default partition's primary key, normally empty. */
     "SELECT floor(extract(epoch FROM min(bucket)))::bigint,"
     " floor(extract(epoch FROM max(bucket)))::bigint"
@@ -798,7 +844,7 @@ kept_from_read(struct flush *f)
 	return 0;
 }
 
-/* The three upserts for f->kept_from, in f->tier_sql. 0, or -1 (memory). */
+/* The tier upserts for f->kept_from, in f->tier_sql. 0, or -1 (memory). */
 static int
 tier_sql_build(struct flush *f)
 {

@@ -792,7 +792,7 @@ views_setup(void **state)
 {
 	(void)state;
 	exec_ok(views_db.conn, "TRUNCATE kanal.usage_hourly, kanal.usage_daily, "
-	    "kanal.usage_monthly");
+	    "kanal.usage_monthly, kanal.usage_monthly_cell");
 	exec_ok(views_db.conn, "SET TimeZone = 'UTC'");
 	return 0;
 }
@@ -1324,6 +1324,9 @@ static const struct role_case {
 	  1 },
 	{ "kanal_ingest", "DELETE FROM kanal.usage_daily", 0 },
 	{ "kanal_ingest", "TRUNCATE kanal.usage_monthly", 0 },
+	{ "kanal_ingest", "UPDATE kanal.usage_monthly_cell SET events = "
+	    "events + 1", 1 },
+	{ "kanal_ingest", "DELETE FROM kanal.usage_monthly_cell", 0 },
 	{ "kanal_ingest", "DROP TABLE kanal.usage_hourly_default", 0 },
 	{ "kanal_ingest", "UPDATE kanal.hourly_retention SET kept_from = "
 	    "now()", 0 },
@@ -1348,7 +1351,8 @@ static const struct role_case {
 	{ "kanal_ingest", "CREATE TEMP TABLE staging (LIKE kanal.usage_hourly) "
 	    "ON COMMIT DROP", 1 },
 	{ "kanal_ingest", "SELECT * FROM kanal.region", 0 },
-	{ "kanal_ingest", "SELECT * FROM kanal.channel", 0 },
+	/* 008: the flush reads the channels' modes for the monthly cells. */
+	{ "kanal_ingest", "SELECT * FROM kanal.channel", 1 },
 	{ "kanal_ingest", "SELECT * FROM kanal.digital_adoption_daily", 0 },
 	{ "kanal_ingest", "DELETE FROM kanal.usage_hourly", 0 },
 	{ "kanal_ingest", "TRUNCATE kanal.usage_hourly", 0 },
@@ -1416,6 +1420,7 @@ static const struct role_case {
 	/* 007: the tiers, retention's state, the partition functions. */
 	{ "kanal_analyst", "SELECT * FROM kanal.usage_daily", 0 },
 	{ "kanal_analyst", "SELECT * FROM kanal.usage_monthly", 0 },
+	{ "kanal_analyst", "SELECT * FROM kanal.usage_monthly_cell", 0 },
 	{ "kanal_analyst", "SELECT kanal.hourly_partitions_ensure(now(), "
 	    "now())", 0 },
 	{ "kanal_analyst", "SELECT * FROM kanal.hourly_retention_apply(400, "

@@ -98,10 +98,13 @@ th_exec(PGconn *conn, const char *sql)
 void
 th_tiers_fill(PGconn *conn)
 {
-	th_exec(conn, "TRUNCATE kanal.usage_daily, kanal.usage_monthly");
+	th_exec(conn, "TRUNCATE kanal.usage_daily, kanal.usage_monthly, "
+	    "kanal.usage_monthly_cell");
 	th_exec(conn, "INSERT INTO kanal.usage_daily " TH_TIER_GROUP(TH_DAY));
 	th_exec(conn, "INSERT INTO kanal.usage_monthly "
 	    TH_TIER_GROUP(TH_MONTH));
+	th_exec(conn, "INSERT INTO kanal.usage_monthly_cell "
+	    "SELECT * FROM kanal.usage_monthly_cell_from_tier");
 }
 
 int
@@ -117,6 +120,11 @@ th_tiers_match(PGconn *conn)
 		TH_KEPT("month"),
 		"SELECT * FROM kanal.usage_monthly" TH_KEPT("month")
 		" EXCEPT ALL " TH_G(TH_MONTH),
+		/* The cells against usage_monthly, every month. */
+		"SELECT * FROM kanal.usage_monthly_cell_from_tier EXCEPT ALL "
+		"SELECT * FROM kanal.usage_monthly_cell",
+		"SELECT * FROM kanal.usage_monthly_cell EXCEPT ALL "
+		"SELECT * FROM kanal.usage_monthly_cell_from_tier",
 	};
 #undef TH_G
 
