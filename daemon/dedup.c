@@ -58,7 +58,23 @@ struct dedup {
 	uint64_t evicted;
 	uint8_t *persist;	/* idx entries of the segment being removed */
 	size_t plen, pcap;
+	int dir_synced;		/* the directory fsynced since batches.idx was
+				 * opened by this process: its name is durable */
 };
+
+/* The directory batches.idx is in, into buf. */
+static void
+idx_dir(const struct dedup *d, char *buf, size_t len)
+{
+	char *slash;
+
+	snprintf(buf, len, "%s", d->idx_path);
+	slash = strrchr(buf, '/');
+	if (slash != NULL)
+		*slash = '\0';
+	else
+		snprintf(buf, len, ".");
+}
 
 void
 dedup_digest(const char *src, size_t srclen, const char *bid, size_t bidlen,
@@ -358,6 +374,20 @@ dedup_persist_record(struct dedup *d, const struct wal_record *rec,
 			    "index: file=%s", d->idx_path);
 	}
 	close(fd);
+	/*
+	 * The first time in each process, the directory too: batches.idx may
+	 * have just been created, and the segment about to be unlinked must
+	 * not outlive its name in a power cut on a file system that keeps no
+	 * order between directory operations (docs/durability.md).
+	 */
+	if (rc == 0 && !d->dir_synced) {
+		char dir[600];
+		idx_dir(d, dir, sizeof(dir));
+		if (fs_sync_dir(dir) == 0)
+			d->dir_synced = 1;
+		else
+			rc = -1;
+	}
 	if (rc == 0)
 		d->plen = 0;
 	else
@@ -414,11 +444,7 @@ compact(struct dedup *d, size_t kept)
 		unlink(tmp);
 		return;
 	}
-	snprintf(dir, sizeof(dir), "%s", d->idx_path);
-	if (strrchr(dir, '/') != NULL)
-		*strrchr(dir, '/') = '\0';
-	else
-		snprintf(dir, sizeof(dir), ".");
+	idx_dir(d, dir, sizeof(dir));
 	if (fs_sync_dir(dir) == -1)
 		log_warn("cannot fsync the directory of the batch index: "
 		    "dir=%s", dir);

@@ -1170,22 +1170,42 @@ wal_go_live(struct wal *w, uint64_t from, char *err, size_t errlen)
 }
 
 /*
- * Gives a segment's blocks back a few MiB at a time before it is unlinked.
- * Freeing 64 MiB at once makes the file system's next journal commit
- * slow (ext4 mounted with discard trims every freed extent there), and
- * the WAL writer's fdatasync waits for that commit: 11-22 ms stalls,
- * measured (bench/results). In steps, a little apart, each commit frees
- * only one step. Best effort: any failure leaves the unlink to do it all.
+ * Removes one segment so that a power cut leaves either the whole segment
+ * or none of it, and never a later segment gone while an earlier one
+ * stays (a gap, which reads as damage): unlink, then fsync the directory
+ * before the next one goes (a file system may keep no order between
+ * directory operations; docs/durability.md), and only then give the
+ * blocks back, through a descriptor opened before the unlink. Shrinking a
+ * file that is still named could leave it cut short, followed by the next
+ * segment, after a cut.
+ *
+ * The blocks go a few MiB at a time: freeing 64 MiB at once makes the
+ * file system's next journal commit slow (ext4 mounted with discard trims
+ * every freed extent there), and the WAL writer's fdatasync waits for that
+ * commit: 11-22 ms stalls, measured (bench/results). In steps, a little
+ * apart, each commit frees only one step; close frees the rest. -1 when
+ * the unlink failed (errno), else 0.
  */
-static void
-shrink_before_unlink(const char *path)
+static int
+remove_segment(struct wal *w, const char *path)
 {
 	const off_t step = 4 << 20;
 	struct stat st;
 	int fd = open(path, O_WRONLY | O_CLOEXEC);
+	int saved;
 
+	if (unlink(path) == -1) {
+		saved = errno;
+		if (fd != -1)
+			close(fd);
+		errno = saved;
+		return -1;
+	}
+	if (fsync(w->dirfd) == -1)
+		log_warn("cannot fsync the WAL directory after removing a "
+		    "segment: file=%s", path);
 	if (fd == -1)
-		return;
+		return 0;
 	if (fstat(fd, &st) == 0) {
 		for (off_t size = st.st_size - step; size > 0; size -= step) {
 			struct timespec ts = { 0, 2 * 1000 * 1000 };
@@ -1195,6 +1215,7 @@ shrink_before_unlink(const char *path)
 		}
 	}
 	close(fd);
+	return 0;
 }
 
 int
@@ -1242,8 +1263,7 @@ wal_remove_before(struct wal *w, uint64_t pos,
 			if (stop || before(arg, NULL) == -1)
 				break;
 		}
-		shrink_before_unlink(path);
-		if (unlink(path) == -1) {
+		if (remove_segment(w, path) == -1) {
 			log_warn("cannot remove a WAL segment: file=%s", path);
 			break;
 		}
@@ -1262,7 +1282,6 @@ wal_remove_before(struct wal *w, uint64_t pos,
 		removed++;
 	}
 	if (removed > 0) {
-		fsync(w->dirfd);
 		log_debug("removed WAL segments: count=%d before=%" PRIu64,
 		    removed, pos);
 	}
