@@ -68,7 +68,10 @@
  * A segment is removed once the checkpoint committed to PostgreSQL is at
  * or past its end (all its counts are in the database), never the segment
  * being written; the caller sees each of its records first (the batch-id
- * memory keeps what it needs of them).
+ * memory keeps what it needs of them). Oldest first, one at a time: unlink,
+ * fsync of the directory, and only then its blocks given back, so that a
+ * power cut leaves a prefix of the segments removed and never a gap or a
+ * segment cut short (remove_segment).
  */
 #include "wal.h"
 
