@@ -114,8 +114,8 @@ static const struct key keys[] = {
 	{ "retention-hourly-days", KEY_UINT, OFF(retention_hourly_days), "400",
 	  0, 36500, NULL, "DAYS",
 	  "hourly rows are kept this many days, then dropped a whole month at "
-	  "a time (checked daily); the daily and monthly tiers keep every "
-	  "count; 0 = never drop" },
+	  "a time (checked daily); the daily tier and the monthly cells keep "
+	  "every count; 0 = never drop" },
 };
 
 #define NKEYS (sizeof(keys) / sizeof(keys[0]))

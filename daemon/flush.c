@@ -85,14 +85,17 @@ static const char staging_sql[] =
     " ON COMMIT DELETE ROWS";
 
 /*
- * The upserts of the tiers (hourly, daily, monthly and the monthly
- * cells), sent as one string (one round trip).
+ * The upserts of the tiers (hourly, daily and the monthly cells), sent as
+ * one string (one round trip).
  * %s: the hourly tier's WHERE (rows before kept_from, whose month was
- * dropped, go to the other tiers only). When the ledger found batches
- * counted elsewhere, their events were added to the staging rows as
- * negative counts: every tier sums per key first, and a key that only
- * those batches had sums to zero and is left out. Rows in key order, so
- * that collectors upserting at once never wait on each other in a cycle.
+ * dropped, go to the other tiers only). The staging rows are the agg
+ * table's keys, one row each, so the hourly upsert takes them as they are;
+ * only when the ledger found batches counted elsewhere (their events added
+ * to the staging rows as negative counts) does it sum per key first
+ * (upsert_hourly_sum_fmt), like the other tiers always do, and a key that
+ * only those batches had sums to zero and is left out. Rows in key order,
+ * so that collectors upserting at once never wait on each other in a
+ * cycle.
  */
 #define TIER_SET \
     " DO UPDATE SET events = u.events + EXCLUDED.events," \
@@ -103,11 +106,15 @@ static const char staging_sql[] =
     " FROM pg_temp.kanal_staging"
 #define TIER_KEYS "service_code, channel, region_code, outcome, assisted"
 #define TIER_COLS TIER_KEYS ", events, duration_ms_sum, duration_events"
-#define TIER_GROUP \
-    " GROUP BY 1, 2, 3, 4, 5, 6 HAVING sum(events) > 0" \
-    " ORDER BY 1, 2, 3, 4, 5, 6"
+#define TIER_ORDER " ORDER BY 1, 2, 3, 4, 5, 6"
+#define TIER_GROUP " GROUP BY 1, 2, 3, 4, 5, 6 HAVING sum(events) > 0" TIER_ORDER
 
 static const char upsert_hourly_fmt[] =
+    "INSERT INTO kanal.usage_hourly AS u (bucket, " TIER_COLS ")"
+    " SELECT bucket, " TIER_COLS " FROM pg_temp.kanal_staging%s" TIER_ORDER
+    " ON CONFLICT (bucket, " TIER_KEYS ")" TIER_SET ";";
+
+static const char upsert_hourly_sum_fmt[] =
     "INSERT INTO kanal.usage_hourly AS u (bucket, " TIER_COLS ")"
     " SELECT bucket, " TIER_KEYS "," TIER_SUMS "%s" TIER_GROUP
     " ON CONFLICT (bucket, " TIER_KEYS ")" TIER_SET ";";
@@ -117,10 +124,6 @@ static const char upsert_lower_sql[] =
     " SELECT (bucket AT TIME ZONE 'Asia/Jakarta')::date, " TIER_KEYS ","
     TIER_SUMS TIER_GROUP
     " ON CONFLICT (day, " TIER_KEYS ")" TIER_SET ";"
-    "INSERT INTO kanal.usage_monthly AS u (month, " TIER_COLS ")"
-    " SELECT date_trunc('month', bucket AT TIME ZONE 'Asia/Jakarta')::date, "
-    TIER_KEYS "," TIER_SUMS TIER_GROUP
-    " ON CONFLICT (month, " TIER_KEYS ")" TIER_SET ";"
     /* The monthly cells (008): the indicators' counts per month, service
      * and region, each mode read from kanal.channel. */
     "INSERT INTO kanal.usage_monthly_cell AS u (month, service_code,"
@@ -755,8 +758,8 @@ retention_apply(struct flush *f)
 	}
 	n = PQntuples(r);
 	for (int i = 0; i < n; i++)
-		log_notice("hourly rows dropped by retention (the daily and "
-		    "monthly tiers keep their counts): partition=%s from=\"%s\" "
+		log_notice("hourly rows dropped by retention (the daily tier "
+		    "and the monthly cells keep their counts): partition=%s from=\"%s\" "
 		    "to=\"%s\" rows=%s hourly_days=%s", PQgetvalue(r, i, 0),
 		    PQgetvalue(r, i, 1), PQgetvalue(r, i, 2),
 		    PQgetvalue(r, i, 3), days);
@@ -844,12 +847,16 @@ kept_from_read(struct flush *f)
 	return 0;
 }
 
-/* The tier upserts for f->kept_from, in f->tier_sql. 0, or -1 (memory). */
+/*
+ * The tier upserts for f->kept_from, in f->tier_sql; negated: the staging
+ * rows include negated ones (ledger duplicates). 0, or -1 (memory).
+ */
 static int
-tier_sql_build(struct flush *f)
+tier_sql_build(struct flush *f, int negated)
 {
 	char where[64] = "";
-	size_t need = sizeof(upsert_hourly_fmt) + sizeof(where) +
+	size_t need = sizeof(upsert_hourly_fmt) + sizeof(upsert_hourly_sum_fmt) +
+	    sizeof(where) +
 	    sizeof(upsert_lower_sql);
 
 	if (f->tier_sql_cap < need) {
@@ -863,7 +870,8 @@ tier_sql_build(struct flush *f)
 	if (f->kept_from != INT64_MIN)
 		snprintf(where, sizeof(where),
 		    " WHERE bucket >= to_timestamp(%" PRId64 ")", f->kept_from);
-	snprintf(f->tier_sql, f->tier_sql_cap, upsert_hourly_fmt, where);
+	snprintf(f->tier_sql, f->tier_sql_cap, negated ? upsert_hourly_sum_fmt :
+	    upsert_hourly_fmt, where);
 	strcat(f->tier_sql, upsert_lower_sql);
 	return 0;
 }
@@ -951,7 +959,7 @@ write_table(struct flush *f, struct agg_table *t, uint64_t checkpoint)
 		    pg_err(f->conn, e, sizeof(e)));
 		goto rollback;
 	}
-	if (tier_sql_build(f) == -1) {
+	if (tier_sql_build(f, dups > 0) == -1) {
 		log_warnx("flush failed: err=\"out of memory\"");
 		goto rollback;
 	}

@@ -4,9 +4,9 @@
  *
  * Every flush interval the thread freezes agg's active table and writes it
  * in one transaction: COPY into a session-local staging table, an
- * INSERT .. ON CONFLICT DO UPDATE per tier (hourly, daily, monthly) that
- * adds the counts (rows in key order, so that several collectors upserting
- * at once can't deadlock), and the collector's checkpoint row. A flush that fails keeps its frozen table and
+ * INSERT .. ON CONFLICT DO UPDATE per tier (hourly, daily, monthly cells)
+ * that adds the counts (rows in key order, so that several collectors
+ * upserting at once can't deadlock), and the collector's checkpoint row. A flush that fails keeps its frozen table and
  * is retried with capped exponential back-off; the failure is logged once
  * per back-off step. A commit whose outcome is unknown (the connection
  * dropped during COMMIT) is resolved by reading the checkpoint back after
@@ -99,7 +99,7 @@ struct flush_stats {
 	int lease_held;			/* this process holds the lease now */
 	int lease_refused;		/* for good: see FLUSH_EXIT_LEASE */
 	/* Tiers (schema/007_tiers.sql). */
-	uint64_t late_past_retention;	/* events in daily/monthly only */
+	uint64_t late_past_retention;	/* events in daily/cells only */
 	uint64_t default_rows;		/* rows in usage_hourly_default (gauge) */
 	uint64_t partitions_created;
 	uint64_t partitions_dropped;

@@ -237,8 +237,8 @@ render_flush(struct out *o, const struct metrics_snapshot *s)
 	    s->flush.lease_held ? 1 : 0);
 	scalar(o, "kanal_late_events_past_retention_total", "counter",
 	    "Late events whose hour is older than the hourly tier keeps "
-	    "(its month was dropped by retention): counted in the daily and "
-	    "monthly tiers only.", s->flush.late_past_retention);
+	    "(its month was dropped by retention): counted in the daily tier "
+	    "and the monthly cells only.", s->flush.late_past_retention);
 	scalar(o, "kanal_hourly_kept_from_seconds", "gauge", "Unix time of "
 	    "the first hour kanal.usage_hourly keeps (earlier months were "
 	    "dropped by retention); 0 while nothing was dropped.",

@@ -792,7 +792,7 @@ views_setup(void **state)
 {
 	(void)state;
 	exec_ok(views_db.conn, "TRUNCATE kanal.usage_hourly, kanal.usage_daily, "
-	    "kanal.usage_monthly, kanal.usage_monthly_cell");
+	    "kanal.usage_monthly_cell");
 	exec_ok(views_db.conn, "SET TimeZone = 'UTC'");
 	return 0;
 }
@@ -1320,10 +1320,10 @@ static const struct role_case {
 	{ "kanal_ingest", "INSERT INTO kanal.usage_daily VALUES ('2026-03-10', "
 	    "'dukcapil.kia', 'web', '32.73.01', 'completed', false, 1, 0, 0)",
 	  1 },
-	{ "kanal_ingest", "UPDATE kanal.usage_monthly SET events = events + 1",
+	{ "kanal_ingest", "UPDATE kanal.usage_daily SET events = events + 1",
 	  1 },
 	{ "kanal_ingest", "DELETE FROM kanal.usage_daily", 0 },
-	{ "kanal_ingest", "TRUNCATE kanal.usage_monthly", 0 },
+	{ "kanal_ingest", "TRUNCATE kanal.usage_daily", 0 },
 	{ "kanal_ingest", "UPDATE kanal.usage_monthly_cell SET events = "
 	    "events + 1", 1 },
 	{ "kanal_ingest", "DELETE FROM kanal.usage_monthly_cell", 0 },
@@ -1419,7 +1419,6 @@ static const struct role_case {
 	{ "kanal_analyst", "SELECT * FROM kanal.batch_ledger", 0 },
 	/* 007: the tiers, retention's state, the partition functions. */
 	{ "kanal_analyst", "SELECT * FROM kanal.usage_daily", 0 },
-	{ "kanal_analyst", "SELECT * FROM kanal.usage_monthly", 0 },
 	{ "kanal_analyst", "SELECT * FROM kanal.usage_monthly_cell", 0 },
 	{ "kanal_analyst", "SELECT kanal.hourly_partitions_ensure(now(), "
 	    "now())", 0 },

@@ -280,7 +280,7 @@ test_month_boundaries_land_in_their_day_and_partition(void **state)
 	    "kanal.usage_hourly_%s", cur), 8);
 	assert_int_equal(th_query_i64(f->conn, "SELECT count(*) FROM "
 	    "kanal.usage_hourly_default"), 0);
-	/* Daily and monthly: by WIB day and month. */
+	/* Daily and the monthly cells: by WIB day and month. */
 	assert_int_equal(q64(f->conn, "SELECT sum(events) FROM "
 	    "kanal.usage_daily WHERE day = (to_timestamp(%lld) AT TIME ZONE "
 	    "'Asia/Jakarta')::date", (long long)(wib_last / 1000)), 1);
@@ -290,11 +290,11 @@ test_month_boundaries_land_in_their_day_and_partition(void **state)
 	assert_int_equal(q64(f->conn, "SELECT count(DISTINCT day) FROM "
 	    "kanal.usage_daily"), 2);
 	assert_int_equal(q64(f->conn, "SELECT sum(events) FROM "
-	    "kanal.usage_monthly WHERE month = date_trunc('month', "
+	    "kanal.usage_monthly_cell WHERE month = date_trunc('month', "
 	    "to_timestamp(%lld) AT TIME ZONE 'Asia/Jakarta')::date",
 	    (long long)(wib_last / 1000)), 1);
 	assert_int_equal(q64(f->conn, "SELECT sum(events) FROM "
-	    "kanal.usage_monthly WHERE month = date_trunc('month', "
+	    "kanal.usage_monthly_cell WHERE month = date_trunc('month', "
 	    "to_timestamp(%lld) AT TIME ZONE 'Asia/Jakarta')::date",
 	    (long long)(wib_first / 1000)), 14);
 	assert_true(th_tiers_match(f->conn));
@@ -403,12 +403,13 @@ test_retention_drops_old_months_and_late_events_count_daily(void **state)
 	th_wait_count(f->conn, HOURLY, 5 + acked);
 	th_wait_count(f->conn, DAILY, 8 + acked);
 
-	/* A late event for the dropped month: daily and monthly only. */
+	/* A late event for the dropped month: daily and cells only. */
 	assert_int_equal(send_at(f, "dukcapil.akta-lahir", 2,
 	    (old + 3600) * 1000), 0);
 	th_wait_count(f->conn, DAILY, 10 + acked);
 	assert_int_equal(th_query_i64(f->conn, "SELECT sum(events) FROM "
-	    "kanal.usage_monthly WHERE service_code = 'dukcapil.akta-lahir'"),
+	    "kanal.usage_monthly_cell WHERE service_code = "
+	    "'dukcapil.akta-lahir'"),
 	    2);
 	assert_int_equal(th_query_i64(f->conn, HOURLY), 5 + acked);
 	assert_int_equal(th_query_i64(f->conn, "SELECT count(*) FROM "

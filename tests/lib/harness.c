@@ -89,8 +89,7 @@ th_exec(PGconn *conn, const char *sql)
 	"AS duration_ms_sum, sum(duration_events)::bigint AS duration_events " \
 	"FROM kanal.usage_hourly GROUP BY 1, 2, 3, 4, 5, 6"
 #define TH_DAY "(bucket AT TIME ZONE 'Asia/Jakarta')::date"
-#define TH_MONTH "date_trunc('month', bucket AT TIME ZONE 'Asia/Jakarta')::date"
-/* Days or months whose every hour the hourly tier still keeps. */
+/* Days whose every hour the hourly tier still keeps. */
 #define TH_KEPT(col) \
 	" WHERE (" col "::timestamp AT TIME ZONE 'Asia/Jakarta') >= " \
 	"(SELECT kept_from FROM kanal.hourly_retention)"
@@ -98,11 +97,8 @@ th_exec(PGconn *conn, const char *sql)
 void
 th_tiers_fill(PGconn *conn)
 {
-	th_exec(conn, "TRUNCATE kanal.usage_daily, kanal.usage_monthly, "
-	    "kanal.usage_monthly_cell");
+	th_exec(conn, "TRUNCATE kanal.usage_daily, kanal.usage_monthly_cell");
 	th_exec(conn, "INSERT INTO kanal.usage_daily " TH_TIER_GROUP(TH_DAY));
-	th_exec(conn, "INSERT INTO kanal.usage_monthly "
-	    TH_TIER_GROUP(TH_MONTH));
 	th_exec(conn, "INSERT INTO kanal.usage_monthly_cell "
 	    "SELECT * FROM kanal.usage_monthly_cell_from_tier");
 }
@@ -116,11 +112,7 @@ th_tiers_match(PGconn *conn)
 		TH_KEPT("day"),
 		"SELECT * FROM kanal.usage_daily" TH_KEPT("day") " EXCEPT ALL "
 		TH_G(TH_DAY),
-		TH_G(TH_MONTH) " EXCEPT ALL SELECT * FROM kanal.usage_monthly"
-		TH_KEPT("month"),
-		"SELECT * FROM kanal.usage_monthly" TH_KEPT("month")
-		" EXCEPT ALL " TH_G(TH_MONTH),
-		/* The cells against usage_monthly, every month. */
+		/* The cells against usage_daily, every month. */
 		"SELECT * FROM kanal.usage_monthly_cell_from_tier EXCEPT ALL "
 		"SELECT * FROM kanal.usage_monthly_cell",
 		"SELECT * FROM kanal.usage_monthly_cell EXCEPT ALL "

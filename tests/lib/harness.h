@@ -27,16 +27,16 @@ void th_exec(PGconn *conn, const char *sql);
 /* First column of the first row as int64; 0 for SQL NULL or no row. */
 int64_t th_query_i64(PGconn *conn, const char *sql);
 /*
- * For tests that write kanal.usage_hourly by hand: makes usage_daily,
- * usage_monthly and usage_monthly_cell anew from it, as migrations 007 and
- * 008 fill them (kanald writes them all itself). As the owner.
+ * For tests that write kanal.usage_hourly by hand: makes usage_daily and
+ * usage_monthly_cell anew from it, as migrations 007 and 008 fill them
+ * (kanald writes them all itself). As the owner.
  */
 void th_tiers_fill(PGconn *conn);
 /*
- * 1 when every tier holds exactly the GROUP BY of usage_hourly over its
- * day or month, row for row (only hours that usage_hourly keeps), and the
- * monthly cells exactly usage_monthly summed per cell; else 0, with the
- * first difference printed.
+ * 1 when usage_daily holds exactly the GROUP BY of usage_hourly over its
+ * day, row for row (only days whose hours usage_hourly keeps), and the
+ * monthly cells exactly usage_daily summed per cell, every month; else 0,
+ * with the first difference printed.
  */
 int th_tiers_match(PGconn *conn);
 /* As text into out; "" for NULL or no row. */
