@@ -21,6 +21,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -60,6 +61,8 @@ struct dedup {
 	size_t plen, pcap;
 	int dir_synced;		/* the directory fsynced since batches.idx was
 				 * opened by this process: its name is durable */
+	atomic_int no_space;	/* the last write of batches.idx met a full
+				 * disk (flush thread; read by /readyz) */
 };
 
 /* The directory batches.idx is in, into buf. */
@@ -184,6 +187,7 @@ dedup_new(const char *dir, uint64_t window_ms, size_t max_entries)
 
 	if (d == NULL)
 		return NULL;
+	atomic_init(&d->no_space, 0);
 	snprintf(d->idx_path, sizeof(d->idx_path), "%s/batches.idx", dir);
 	d->window_ms = window_ms;
 	d->max_entries = max_entries < RING_MIN ? RING_MIN : max_entries;
@@ -330,7 +334,7 @@ dedup_persist_record(struct dedup *d, const struct wal_record *rec,
 	size_t at;
 	uint8_t *e;
 	struct stat st;
-	int fd, rc = -1;
+	int fd, rc = -1, saved = 0;
 
 	if (rec != NULL) {
 		if (rec->type != RECORD_TYPE_BATCH ||
@@ -361,17 +365,27 @@ dedup_persist_record(struct dedup *d, const struct wal_record *rec,
 	if (d->plen == 0)
 		return 0;
 	fd = open(d->idx_path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0640);
-	if (fd == -1)
+	if (fd == -1) {
+		atomic_store(&d->no_space, fs_errno_is_full(errno));
+		log_warn("cannot open the batch index; keeping the WAL "
+		    "segment: file=%s", d->idx_path);
 		return -1;
+	}
 	/* A torn last entry would shift every later one off the 40-byte grid. */
 	if (fstat(fd, &st) == 0 && ftruncate(fd, st.st_size -
 	    st.st_size % IDX_ENTRY) == 0) {
-		if (write(fd, d->persist, d->plen) == (ssize_t)d->plen &&
-		    fdatasync(fd) == 0)
+		if (fs_write_all(fd, d->persist, d->plen) == 0 &&
+		    fdatasync(fd) == 0) {
 			rc = 0;
-		else if (ftruncate(fd, st.st_size - st.st_size % IDX_ENTRY) == -1)
-			log_warn("cannot take back a failed write of the batch "
-			    "index: file=%s", d->idx_path);
+		} else {
+			saved = errno;
+			if (ftruncate(fd, st.st_size - st.st_size % IDX_ENTRY)
+			    == -1)
+				log_warn("cannot take back a failed write of "
+				    "the batch index: file=%s", d->idx_path);
+		}
+	} else {
+		saved = errno;
 	}
 	close(fd);
 	/*
@@ -385,14 +399,21 @@ dedup_persist_record(struct dedup *d, const struct wal_record *rec,
 		idx_dir(d, dir, sizeof(dir));
 		if (fs_sync_dir(dir) == 0)
 			d->dir_synced = 1;
-		else
+		else {
+			saved = errno;
 			rc = -1;
+		}
 	}
-	if (rc == 0)
+	atomic_store(&d->no_space, rc == -1 && fs_errno_is_full(saved));
+	if (rc == 0) {
 		d->plen = 0;
-	else
+	} else {
+		errno = saved;
 		log_warn("cannot write the batch index; keeping the WAL "
-		    "segment: file=%s", d->idx_path);
+		    "segment until it can be written%s: file=%s",
+		    fs_errno_is_full(saved) ? " (/readyz 503 until the disk "
+		    "has room again)" : "", d->idx_path);
+	}
 	return rc;
 }
 
@@ -407,17 +428,31 @@ dedup_persist_record(struct dedup *d, const struct wal_record *rec,
  * docs/durability.md). Best effort: on any failure the old file stays.
  */
 static void
+compact_failed(struct dedup *d, const char *tmp)
+{
+	int full = fs_errno_is_full(errno);
+
+	atomic_store(&d->no_space, full);
+	log_warn("cannot rewrite the batch index; the old one stays (it holds "
+	    "every live entry, and expired ones)%s: file=%s",
+	    full ? " and /readyz is 503 until the disk has room again" : "",
+	    tmp);
+}
+
+static void
 compact(struct dedup *d, size_t kept)
 {
 	uint8_t buf[IDX_ENTRY * 256];
 	char tmp[640], dir[600];
 	size_t blen = 0;
-	int fd, ok = 1;
+	int fd, ok = 1, saved;
 
 	snprintf(tmp, sizeof(tmp), "%s.tmp", d->idx_path);
 	fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0640);
-	if (fd == -1)
+	if (fd == -1) {
+		compact_failed(d, tmp);
 		return;
+	}
 	for (size_t i = 0; i < d->n && ok; i++) {
 		const struct entry *en = &d->ring[(d->head + i) % d->cap];
 		uint8_t *e = buf + blen;
@@ -438,12 +473,22 @@ compact(struct dedup *d, size_t kept)
 		}
 	}
 	ok = ok && fs_write_all(fd, buf, blen) == 0 && fdatasync(fd) == 0;
-	if (close(fd) != 0)
+	saved = errno;
+	if (close(fd) != 0 && ok) {
+		saved = errno;
 		ok = 0;
-	if (!ok || rename(tmp, d->idx_path) != 0) {
+	}
+	if (ok && rename(tmp, d->idx_path) != 0) {
+		saved = errno;
+		ok = 0;
+	}
+	if (!ok) {
 		unlink(tmp);
+		errno = saved;
+		compact_failed(d, tmp);
 		return;
 	}
+	atomic_store(&d->no_space, 0);
 	idx_dir(d, dir, sizeof(dir));
 	if (fs_sync_dir(dir) == -1)
 		log_warn("cannot fsync the directory of the batch index: "
@@ -498,4 +543,5 @@ dedup_get_stats(const struct dedup *d, struct dedup_stats *st)
 	st->entries = d->n;
 	st->evicted = d->evicted;
 	st->oldest_ms = d->n > 0 ? d->ring[d->head].received_ms : 0;
+	st->no_space = atomic_load(&((struct dedup *)d)->no_space);
 }

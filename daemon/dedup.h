@@ -84,6 +84,7 @@ struct dedup_stats {
 	size_t entries;
 	uint64_t evicted;	/* forgotten early for lack of room */
 	int64_t oldest_ms;	/* received time of the oldest entry */
+	int no_space;		/* the last write of batches.idx met a full disk */
 };
 void dedup_get_stats(const struct dedup *d, struct dedup_stats *st);
 

@@ -7,6 +7,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <stdint.h>
+#include <sys/statvfs.h>
 #include <unistd.h>
 
 int
@@ -43,4 +44,20 @@ fs_sync_dir(const char *dir)
 	close(fd);
 	errno = saved;
 	return r;
+}
+
+int
+fs_errno_is_full(int e)
+{
+	return e == ENOSPC || e == EDQUOT;
+}
+
+long long
+fs_free_bytes(const char *path)
+{
+	struct statvfs sv;
+
+	if (statvfs(path, &sv) == -1)
+		return -1;
+	return (long long)sv.f_bavail * (long long)sv.f_frsize;
 }

@@ -19,4 +19,13 @@ int fs_write_all(int fd, const void *p, size_t len);
  */
 int fs_sync_dir(const char *dir);
 
+/* 1 when errno e means the file system is out of room (ENOSPC, EDQUOT). */
+int fs_errno_is_full(int e);
+
+/*
+ * Bytes an unprivileged writer may still allocate on path's file system
+ * (statvfs f_bavail); -1 with errno when it can't be read.
+ */
+long long fs_free_bytes(const char *path);
+
 #endif

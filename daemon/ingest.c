@@ -295,8 +295,17 @@ durable(void *arg, int ok)
 		count_rejected(in, p->rejected_by);
 		p->reply(p->arg, &r);
 	} else {
-		reply_error(in, 503, "wal_unavailable", "the write-ahead log "
-		    "could not be written; retry later", p->reply, p->arg);
+		struct wal_stats ws;
+
+		wal_get_stats(in->cfg.wal, &ws);
+		if (ws.no_space)
+			reply_error(in, 503, "disk_full", "the disk of the "
+			    "write-ahead log is full; retry later", p->reply,
+			    p->arg);
+		else
+			reply_error(in, 503, "wal_unavailable", "the write-ahead "
+			    "log could not be written; retry later", p->reply,
+			    p->arg);
 	}
 	free(p);
 }

@@ -31,6 +31,7 @@
 #include "config.h"
 #include "dedup.h"
 #include "flush.h"
+#include "fsutil.h"
 #include "httpd.h"
 #include "ingest.h"
 #include "log.h"
@@ -94,18 +95,39 @@ on_committed(void *arg, uint64_t checkpoint)
 	wal_remove_before(k->wal, checkpoint, persist_batch, k);
 }
 
+/*
+ * After a write met a full disk (ENOSPC, EDQUOT), the disk counts as full
+ * until its file system has this much room again: enough for the next
+ * group commits and a segment header, and far from the last block.
+ */
+#define FREE_TO_RESUME (4LL << 20)
+
 static int
 ready(void *arg, char *why, size_t len)
 {
 	struct kanald *k = arg;
 	struct flush_stats st;
 	struct wal_stats ws;
+	struct dedup_stats ds;
 
 	wal_get_stats(k->wal, &ws);
 	if (ws.failed) {
 		snprintf(why, len, "the write-ahead log cannot be written "
 		    "(see the log)");
 		return 0;
+	}
+	dedup_get_stats(k->dedup, &ds);
+	if (ws.no_space || ds.no_space) {
+		long long room = fs_free_bytes(k->cfg.wal_dir);
+
+		if (room < FREE_TO_RESUME) {
+			snprintf(why, len, "the disk of the write-ahead log is "
+			    "full (%s failed; %lld bytes free): batches are "
+			    "answered 503 until it has room again",
+			    ws.no_space ? "a WAL write" : "a write of "
+			    "batches.idx", room < 0 ? 0 : room);
+			return 0;
+		}
 	}
 	if (ws.full) {
 		snprintf(why, len, "the write-ahead log is full (%llu bytes): "

@@ -188,6 +188,11 @@ render_wal(struct out *o, const struct metrics_snapshot *s)
 	scalar(o, "kanal_wal_failed", "gauge", "1 once a write or fdatasync "
 	    "of the write-ahead log failed (batches are answered 503 until a "
 	    "restart), else 0.", s->wal.failed ? 1 : 0);
+	scalar(o, "kanal_disk_full", "gauge", "1 after a write of the "
+	    "write-ahead log or batches.idx met a full disk (ENOSPC, EDQUOT), "
+	    "until one succeeds; /readyz is 503 meanwhile unless the disk has "
+	    "4 MiB free again. Else 0.",
+	    s->wal.no_space || s->dedup.no_space ? 1 : 0);
 	histogram(o, "kanal_wal_sync_seconds", "Time to write and fdatasync "
 	    "one group commit of the write-ahead log.", &s->wal.sync_us);
 	scalar(o, "kanal_checkpoint_lag_bytes", "gauge", "Bytes of durable "

@@ -538,6 +538,7 @@ struct wal {
 	uint64_t durable;	/* end of what is written and synced */
 	uint64_t bytes;		/* on disk */
 	int live, stop, running, failed, full;
+	int no_space;		/* the last write met a full disk */
 	wal_apply_fn *apply;
 	void *apply_arg;
 	struct event *done_ev;
@@ -898,12 +899,12 @@ writer_main(void *arg)
 	struct wal *w = arg;
 	struct bytes tmp;
 	struct cvec ctmp;
-	uint64_t write_failures = 0;
+	uint64_t write_failures = 0, roll_failures = 0;
 
 	pthread_mutex_lock(&w->mu);
 	for (;;) {
 		uint64_t start, t0, us;
-		int roll, ok = 1, failed;
+		int roll, ok = 1, failed, no_space = 0;
 		size_t len;
 
 		while (!w->stop && w->appending.len == 0)
@@ -925,9 +926,16 @@ writer_main(void *arg)
 		if (roll && !failed) {
 			int fd = segment_create(w, start);
 			if (fd == -1) {
-				log_warn("cannot start a new WAL segment; "
-				    "writing on in the old one: dir=%s", w->dir);
+				no_space = fs_errno_is_full(errno);
+				/* Tried at every group: log 1st, 2nd, 4th, ... */
+				roll_failures++;
+				if ((roll_failures & (roll_failures - 1)) == 0)
+					log_warn("cannot start a new WAL segment; "
+					    "writing on in the old one: dir=%s "
+					    "failures=%" PRIu64, w->dir,
+					    roll_failures);
 			} else {
+				roll_failures = 0;
 				close(w->fd);
 				w->fd = fd;
 				w->cur_size = WAL_SEGMENT_HEADER;
@@ -948,6 +956,7 @@ writer_main(void *arg)
 			 */
 			int saved = errno;
 			ok = 0;
+			no_space = fs_errno_is_full(saved);
 			if (ftruncate(w->fd, (off_t)w->cur_size) == -1) {
 				log_warn("cannot take back a failed WAL write; "
 				    "refusing appends until restart");
@@ -957,9 +966,10 @@ writer_main(void *arg)
 			/* A full disk fails every group: log 1st, 2nd, 4th, ... */
 			write_failures++;
 			if ((write_failures & (write_failures - 1)) == 0)
-				log_warn("WAL write failed, batches answered 503: "
-				    "bytes=%zu failures=%" PRIu64, len,
-				    write_failures);
+				log_warn("WAL write failed, batches answered 503%s: "
+				    "bytes=%zu failures=%" PRIu64, no_space ?
+				    " and /readyz 503 until the disk has room "
+				    "again" : "", len, write_failures);
 		} else if (fdatasync(w->fd) == -1) {
 			/* The kernel may have dropped the pages: don't retry. */
 			log_warn("WAL fdatasync failed; refusing appends until "
@@ -976,6 +986,8 @@ writer_main(void *arg)
 		}
 		pthread_mutex_lock(&w->mu);
 		w->failed = failed;
+		if (!failed)
+			w->no_space = no_space;
 		if (ok) {
 			w->cur_size += len;
 			w->segs[w->nsegs - 1].size += len;
@@ -1348,5 +1360,6 @@ wal_get_stats(struct wal *w, struct wal_stats *st)
 	st->live = w->live;
 	st->full = w->full;
 	st->failed = w->failed;
+	st->no_space = w->no_space;
 	pthread_mutex_unlock(&w->mu);
 }

@@ -124,6 +124,7 @@ struct wal_stats {
 	int live;
 	int full;		/* appends refused for size */
 	int failed;		/* a write or sync failed for good */
+	int no_space;		/* the last write (or segment) met a full disk */
 };
 
 /* A consistent copy. Any thread. */

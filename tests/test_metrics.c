@@ -169,6 +169,7 @@ known_snapshot(void)
 	s.wal.durable = 6000;
 	s.wal.appended = 6100;
 	s.wal.full = 1;
+	s.dedup.no_space = 1;	/* batches.idx met a full disk */
 	histogram_observe(&s.wal.sync_us, 100);
 	histogram_observe(&s.wal.sync_us, 101);
 	histogram_observe(&s.wal.sync_us, 2200);
@@ -282,6 +283,7 @@ test_known_snapshot_values(void **state)
 		{ "kanal_wal_bytes", "65664" },
 		{ "kanal_wal_full", "1" },
 		{ "kanal_wal_failed", "0" },
+		{ "kanal_disk_full", "1" },
 		{ "kanal_wal_sync_seconds_bucket{le=\"0.0001\"}", "1" },
 		{ "kanal_wal_sync_seconds_bucket{le=\"0.00025\"}", "2" },
 		{ "kanal_wal_sync_seconds_bucket{le=\"0.001\"}", "2" },
@@ -369,7 +371,7 @@ test_every_family_has_help_and_type_and_counters_end_in_total(void **state)
 		if (strncmp(line, last_help, strlen(last_help)) != 0)
 			fail_msg("sample outside its family: %s", line);
 	}
-	assert_int_equal(families, 35);
+	assert_int_equal(families, 36);
 	free(text);
 }
 

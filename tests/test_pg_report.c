@@ -18,7 +18,13 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
 
 #include <dirent.h>
 
@@ -491,6 +497,69 @@ html_into_a_missing_directory_fails(void **state)
 	free(out);
 }
 
+/*
+ * --html naming something that is not a regular file (a pipe here; in
+ * real use /dev/null or /dev/stdout) writes the page into it and leaves it
+ * what it was: renaming a temporary file over /dev/null as root once made
+ * it a regular file for the whole machine.
+ */
+static void
+html_into_a_pipe_writes_through_it(void **state)
+{
+	char *out = malloc(OUTLEN), fifo[600], got[600];
+	struct stat st;
+	pid_t pid;
+	int status = -1;
+
+	(void)state;
+	snprintf(fifo, sizeof(fifo), "%s/page.fifo", dir);
+	snprintf(got, sizeof(got), "%s/page.from-fifo", dir);
+	unlink(fifo);
+	assert_int_equal(mkfifo(fifo, 0600), 0);
+	pid = fork();
+	assert_true(pid != -1);
+	if (pid == 0) {
+		/* The reader: everything that comes through, into a file. */
+		int in = open(fifo, O_RDONLY), o;
+		char buf[8192];
+		ssize_t n;
+
+		o = open(got, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+		if (in == -1 || o == -1)
+			_exit(2);
+		while ((n = read(in, buf, sizeof(buf))) > 0)
+			if (write(o, buf, (size_t)n) != n)
+				_exit(3);
+		_exit(n == 0 ? 0 : 4);
+	}
+	if (report(out, "--month", "2026-03", "--html", fifo, NULL, NULL) != 0 ||
+	    lstat(fifo, &st) != 0 || !S_ISFIFO(st.st_mode)) {
+		kill(pid, SIGKILL);	/* blocked in open: nothing came */
+		waitpid(pid, NULL, 0);
+		fail_msg("kanalctl report failed, or replaced the pipe %s", fifo);
+	}
+	for (int i = 0; i < 1000; i++) {	/* 10 s at most */
+		struct timespec ts = { 0, 10 * 1000 * 1000 };
+
+		if (waitpid(pid, &status, WNOHANG) == pid)
+			break;
+		nanosleep(&ts, NULL);
+	}
+	if (!WIFEXITED(status)) {
+		kill(pid, SIGKILL);
+		waitpid(pid, NULL, 0);
+		fail_msg("the reader of the pipe got no end of the page");
+	}
+	assert_int_equal(WEXITSTATUS(status), 0);
+	{
+		char *page = read_all(got);
+
+		assert_non_null(strstr(page, "</html>"));
+		free(page);
+	}
+	free(out);
+}
+
 int
 main(void)
 {
@@ -505,6 +574,7 @@ main(void)
 		cmocka_unit_test(html_page_is_self_contained_and_escapes_database_text),
 		cmocka_unit_test(long_multibyte_names_stay_whole_utf8),
 		cmocka_unit_test(html_into_a_missing_directory_fails),
+		cmocka_unit_test(html_into_a_pipe_writes_through_it),
 	};
 
 	return cmocka_run_group_tests(tests, group_setup, group_teardown);

@@ -28,6 +28,7 @@
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "opts.h"
@@ -1192,13 +1193,39 @@ write_page(FILE *f, const struct page *pg)
 	return 0;
 }
 
+/*
+ * The page into path: a regular file is written beside it and renamed over
+ * it (a reader never sees half a page); anything else that exists (a
+ * terminal, a pipe, /dev/null, /dev/stdout) is written to as it is, never
+ * replaced: renaming over /dev/null as root would make it a regular file
+ * for the whole machine.
+ */
 static int
 write_html(const char *path, const struct page *pg, char *err, size_t errlen)
 {
 	char tmp[4096];
+	struct stat st;
 	FILE *f;
 	int r;
 
+	if (stat(path, &st) == 0 && !S_ISREG(st.st_mode)) {
+		if ((f = fopen(path, "w")) == NULL) {
+			snprintf(err, errlen, "%s: %s", path, strerror(errno));
+			return -1;
+		}
+		r = write_page(f, pg);
+		if (r == -1)
+			snprintf(err, errlen, "out of memory");
+		else if (ferror(f) || fflush(f) != 0) {
+			snprintf(err, errlen, "%s: write error", path);
+			r = -1;
+		}
+		if (fclose(f) != 0 && r == 0) {
+			snprintf(err, errlen, "%s: %s", path, strerror(errno));
+			r = -1;
+		}
+		return r;
+	}
 	if (snprintf(tmp, sizeof(tmp), "%s.tmp-%ld", path, (long)getpid()) >=
 	    (int)sizeof(tmp)) {
 		snprintf(err, errlen, "%s: name too long", path);

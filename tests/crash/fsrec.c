@@ -47,6 +47,7 @@
  *   ckpt POSITION                   (the checkpoint the open transaction sets)
  *   commit-begin | commit-end OK    (OK: 1 committed, 0 not)
  *   eio FD                          (an injected sync failure, below)
+ *   enospc FD                       (an injected full disk, below)
  *
  * FAULTS
  *
@@ -54,7 +55,15 @@
  * this process) of a file in the directory fails with EIO instead of
  * syncing, and so does every later sync of that descriptor (the kernel
  * reports a writeback error once; kanald must not trust the file after
- * it). Logged as eio.
+ * it). Logged as eio. KANAL_FSREC_FAIL_SYNC_NAME=SUFFIX counts only the
+ * syncs of files whose name ends in SUFFIX (".wal": the WAL's own).
+ *
+ * KANAL_FSREC_ENOSPC=PATH (absolute): while PATH exists, the disk is full:
+ * every write, pwrite and fallocate of a file in the directory fails with
+ * ENOSPC and writes nothing (logged as enospc), and statvfs/fstatvfs of
+ * the directory or a file in it report no blocks free. The test creates
+ * and removes PATH to fill the disk and give the room back at the moment
+ * it wants.
  *
  * KANAL_FSREC_WALL_OFFSET_MS=N: CLOCK_REALTIME reads N ms later (a restart
  * a while after the last run: the dedup window has passed).
@@ -78,6 +87,7 @@
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/statvfs.h>
 #include <sys/syscall.h>
 #include <sys/types.h>
 #include <sys/uio.h>
@@ -98,6 +108,9 @@ static char dir[PATH_MAX];
 static size_t dirlen;
 static uint64_t seq;
 static long fail_sync_at;	/* 0: never */
+static char fail_sync_name[64];	/* "": every file's syncs count */
+static atomic_uchar sync_counts[FD_LIMIT];
+static char space_flag[PATH_MAX];	/* "": the disk is never full */
 static long syncs;
 static int64_t wall_offset_ms;
 
@@ -119,6 +132,8 @@ static int (*real_unlink)(const char *);
 static int (*real_unlinkat)(int, const char *, int);
 static int (*real_mkdir)(const char *, mode_t);
 static int (*real_clock_gettime)(clockid_t, struct timespec *);
+static int (*real_statvfs)(const char *, struct statvfs *);
+static int (*real_fstatvfs)(int, struct statvfs *);
 static void *(*real_PQexec)(void *, const char *);
 static void *(*real_PQexecParams)(void *, const char *, int, const unsigned *,
     const char *const *, const int *, const int *, int);
@@ -166,6 +181,7 @@ init(void)
 {
 	const char *d = getenv("KANAL_FSREC_DIR");
 	const char *l = getenv("KANAL_FSREC_LOG");
+	const char *s;
 
 	real_open = sym("open", 1);
 	real_openat = sym("openat", 1);
@@ -185,12 +201,26 @@ init(void)
 	real_unlinkat = sym("unlinkat", 1);
 	real_mkdir = sym("mkdir", 1);
 	real_clock_gettime = sym("clock_gettime", 1);
+	real_statvfs = sym("statvfs", 1);
+	real_fstatvfs = sym("fstatvfs", 1);
 	/* libpq: only in programs linked with it. */
 	real_PQexec = sym("PQexec", 0);
 	real_PQexecParams = sym("PQexecParams", 0);
 	real_PQresultStatus = sym("PQresultStatus", 0);
 
 	fail_sync_at = env_long("KANAL_FSREC_FAIL_SYNC", 0, LONG_MAX);
+	s = getenv("KANAL_FSREC_FAIL_SYNC_NAME");
+	if (s != NULL) {
+		if (strlen(s) >= sizeof(fail_sync_name))
+			die("KANAL_FSREC_FAIL_SYNC_NAME is too long");
+		strcpy(fail_sync_name, s);
+	}
+	s = getenv("KANAL_FSREC_ENOSPC");
+	if (s != NULL && *s != '\0') {
+		if (*s != '/' || strlen(s) >= sizeof(space_flag))
+			die("KANAL_FSREC_ENOSPC must be an absolute path");
+		strcpy(space_flag, s);
+	}
 	wall_offset_ms = env_long("KANAL_FSREC_WALL_OFFSET_MS",
 	    -(1L << 40), 1L << 40);
 	if (d == NULL || l == NULL || *d != '/' || *l != '/')
@@ -303,6 +333,14 @@ tracked(int fd)
 	return fd >= 0 && fd < FD_LIMIT && kind[fd] != FD_NONE;
 }
 
+/* KANAL_FSREC_ENOSPC: the flag file exists. */
+static int
+disk_full(void)
+{
+	return space_flag[0] != '\0' &&
+	    syscall(SYS_faccessat, AT_FDCWD, space_flag, F_OK, 0) == 0;
+}
+
 static int
 do_open(int dirfd, const char *path, int flags, mode_t mode)
 {
@@ -320,8 +358,11 @@ do_open(int dirfd, const char *path, int flags, mode_t mode)
 		int saved = errno;
 		if (n != NULL && (flags & O_ACCMODE) != O_RDONLY) {
 			char args[64];
+			size_t nl = strlen(n), sl = strlen(fail_sync_name);
 			kind[fd] = FD_FILE;
 			failed[fd] = 0;
+			sync_counts[fd] = nl >= sl &&
+			    strcmp(n + nl - sl, fail_sync_name) == 0;
 			snprintf(args, sizeof(args), "%d %d %d", fd, flags,
 			    !existed);
 			entry_locked("open", args, n, strlen(n), NULL, 0);
@@ -471,6 +512,13 @@ do_writev(int fd, const struct iovec *iov, int cnt, int positional,
 			    pos);
 		return real_writev(fd, iov, cnt);
 	}
+	if (disk_full()) {
+		char args[32];
+		snprintf(args, sizeof(args), "%d", fd);
+		entry("enospc", args, NULL, 0, NULL, 0);
+		errno = ENOSPC;
+		return -1;
+	}
 	pthread_mutex_lock(&mu);
 	if (positional) {
 		n = real_pwrite(fd, iov[0].iov_base, iov[0].iov_len, pos);
@@ -546,10 +594,12 @@ do_sync(int fd, int data)
 		return data ? real_fdatasync(fd) : real_fsync(fd);
 	snprintf(args, sizeof(args), "%d", fd);
 	if (kind[fd] == FD_FILE) {
-		long n;
-		pthread_mutex_lock(&mu);
-		n = ++syncs;
-		pthread_mutex_unlock(&mu);
+		long n = 0;
+		if (sync_counts[fd]) {
+			pthread_mutex_lock(&mu);
+			n = ++syncs;
+			pthread_mutex_unlock(&mu);
+		}
 		if (failed[fd] || (fail_sync_at > 0 && n == fail_sync_at)) {
 			failed[fd] = 1;
 			entry("eio", args, NULL, 0, NULL, 0);
@@ -614,6 +664,12 @@ fallocate(int fd, int mode, off_t off, off_t len)
 	ensure();
 	if (!tracked(fd) || kind[fd] != FD_FILE)
 		return real_fallocate(fd, mode, off, len);
+	if (disk_full()) {
+		snprintf(args, sizeof(args), "%d", fd);
+		entry("enospc", args, NULL, 0, NULL, 0);
+		errno = ENOSPC;
+		return -1;
+	}
 	pthread_mutex_lock(&mu);
 	r = real_fallocate(fd, mode, off, len);
 	saved = errno;
@@ -794,5 +850,38 @@ PQexec(void *conn, const char *cmd)
 	if (commit)
 		entry("commit-end", real_PQresultStatus(r) ==
 		    FSREC_PGRES_COMMAND_OK ? "1" : "0", NULL, 0, NULL, 0);
+	return r;
+}
+
+/* KANAL_FSREC_ENOSPC: no room reported while the disk is full. */
+static void
+no_room(struct statvfs *sv)
+{
+	sv->f_bfree = 0;
+	sv->f_bavail = 0;
+}
+
+int
+statvfs(const char *path, struct statvfs *sv)
+{
+	int r;
+
+	ensure();
+	r = real_statvfs(path, sv);
+	if (r == 0 && disk_full() && (is_dir_itself(path) ||
+	    name_in_dir(AT_FDCWD, path) != NULL))
+		no_room(sv);
+	return r;
+}
+
+int
+fstatvfs(int fd, struct statvfs *sv)
+{
+	int r;
+
+	ensure();
+	r = real_fstatvfs(fd, sv);
+	if (r == 0 && tracked(fd) && disk_full())
+		no_room(sv);
 	return r;
 }
