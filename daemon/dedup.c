@@ -366,6 +366,7 @@ dedup_persist_record(struct dedup *d, const struct wal_record *rec,
 		return 0;
 	fd = open(d->idx_path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0640);
 	if (fd == -1) {
+		d->plen = 0;
 		atomic_store(&d->no_space, fs_errno_is_full(errno));
 		log_warn("cannot open the batch index; keeping the WAL "
 		    "segment: file=%s", d->idx_path);
@@ -405,9 +406,12 @@ dedup_persist_record(struct dedup *d, const struct wal_record *rec,
 		}
 	}
 	atomic_store(&d->no_space, rc == -1 && fs_errno_is_full(saved));
-	if (rc == 0) {
-		d->plen = 0;
-	} else {
+	/*
+	 * Failed or not, the buffer starts empty again: a segment that was
+	 * kept hands over all its records at the next try.
+	 */
+	d->plen = 0;
+	if (rc != 0) {
 		errno = saved;
 		log_warn("cannot write the batch index; keeping the WAL "
 		    "segment until it can be written%s: file=%s",
@@ -535,6 +539,12 @@ dedup_load(struct dedup *d, int64_t now_ms)
 	if (total > 1024 && kept * 2 < total)
 		compact(d, kept);
 	return 0;
+}
+
+void
+dedup_persist_reset(struct dedup *d)
+{
+	d->plen = 0;
 }
 
 void

@@ -77,6 +77,12 @@ int dedup_load(struct dedup *d, int64_t now_ms);
  * segment must not be removed. Any one thread at a time (the flush
  * thread); it shares nothing with the loop thread's calls.
  */
+/*
+ * Drops what dedup_persist_record holds for a segment whose walk stopped
+ * before its rec NULL (it stays, and hands its records over again next
+ * time). Same thread as dedup_persist_record.
+ */
+void dedup_persist_reset(struct dedup *d);
 int dedup_persist_record(struct dedup *d, const struct wal_record *rec,
     int64_t now_ms);
 

@@ -92,6 +92,7 @@ on_committed(void *arg, uint64_t checkpoint)
 {
 	struct kanald *k = arg;
 
+	dedup_persist_reset(k->dedup);
 	wal_remove_before(k->wal, checkpoint, persist_batch, k);
 }
 
@@ -120,12 +121,13 @@ ready(void *arg, char *why, size_t len)
 	if (ws.no_space || ds.no_space) {
 		long long room = fs_free_bytes(k->cfg.wal_dir);
 
-		if (room < FREE_TO_RESUME) {
+		/* Room unknown (statvfs failed): the next write will tell. */
+		if (room >= 0 && room < FREE_TO_RESUME) {
 			snprintf(why, len, "the disk of the write-ahead log is "
 			    "full (%s failed; %lld bytes free): batches are "
 			    "answered 503 until it has room again",
 			    ws.no_space ? "a WAL write" : "a write of "
-			    "batches.idx", room < 0 ? 0 : room);
+			    "batches.idx", room);
 			return 0;
 		}
 	}

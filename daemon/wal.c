@@ -986,8 +986,8 @@ writer_main(void *arg)
 		}
 		pthread_mutex_lock(&w->mu);
 		w->failed = failed;
-		if (!failed)
-			w->no_space = no_space;
+		/* A write that went in had room, whatever the roll met. */
+		w->no_space = ok ? 0 : no_space;
 		if (ok) {
 			w->cur_size += len;
 			w->segs[w->nsegs - 1].size += len;
@@ -1360,6 +1360,6 @@ wal_get_stats(struct wal *w, struct wal_stats *st)
 	st->live = w->live;
 	st->full = w->full;
 	st->failed = w->failed;
-	st->no_space = w->no_space;
+	st->no_space = !w->failed && w->no_space;
 	pthread_mutex_unlock(&w->mu);
 }

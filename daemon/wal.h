@@ -124,7 +124,8 @@ struct wal_stats {
 	int live;
 	int full;		/* appends refused for size */
 	int failed;		/* a write or sync failed for good */
-	int no_space;		/* the last write (or segment) met a full disk */
+	int no_space;		/* the last write met a full disk (and the WAL
+				 * has not failed for good) */
 };
 
 /* A consistent copy. Any thread. */

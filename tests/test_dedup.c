@@ -538,6 +538,49 @@ test_persisted_batches_are_loaded_as_done_with_their_counts(void **state)
 	dedup_free(d2);
 }
 
+/*
+ * A segment whose ids could not be written is kept, and at the next
+ * checkpoint hands all its records over again: each must land once, not
+ * once per failed try (batches.idx was a directory here, so the append
+ * failed; a full disk takes the same path).
+ */
+static void
+test_a_failed_append_is_not_written_twice_later(void **state)
+{
+	char dir[PATH_MAX], idx[PATH_MAX + 16];
+	uint8_t buf[1024];
+	char bid[32];
+	struct dedup *d;
+
+	(void)state;
+	fresh_dir(dir, sizeof(dir));
+	idx_path(dir, idx, sizeof(idx));
+	d = dedup_new(dir, DAY_MS, 100000);
+	assert_non_null(d);
+	assert_int_equal(mkdir(idx, 0700), 0);
+	for (int try = 0; try < 3; try++) {
+		for (int i = 0; i < 4; i++) {
+			struct wal_record rec;
+			batch_id(bid, sizeof(bid), i);
+			rec = batch_record(buf, "src", bid, 1, 0, T0);
+			assert_int_equal(dedup_persist_record(d, &rec, T0), 0);
+		}
+		assert_int_equal(dedup_persist_record(d, NULL, T0), -1);
+	}
+	/* A walk cut short: what it held is dropped. */
+	{
+		struct wal_record rec;
+		batch_id(bid, sizeof(bid), 9);
+		rec = batch_record(buf, "src", bid, 1, 0, T0);
+		assert_int_equal(dedup_persist_record(d, &rec, T0), 0);
+		dedup_persist_reset(d);
+	}
+	assert_int_equal(rmdir(idx), 0);
+	persist_range(d, 0, 4, T0);
+	assert_int_equal(file_size(idx), 4 * IDX_ENTRY);
+	dedup_free(d);
+}
+
 static void
 test_loading_without_an_index_is_not_an_error(void **state)
 {
@@ -830,6 +873,7 @@ main(void)
 		    test_forgetting_many_failed_batches_keeps_the_others_findable),
 		cmocka_unit_test(
 		    test_persisted_batches_are_loaded_as_done_with_their_counts),
+		cmocka_unit_test(test_a_failed_append_is_not_written_twice_later),
 		cmocka_unit_test(test_loading_without_an_index_is_not_an_error),
 		cmocka_unit_test(
 		    test_persist_keeps_only_batches_inside_the_window),
