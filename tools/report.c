@@ -1193,6 +1193,32 @@ write_page(FILE *f, const struct page *pg)
 	return 0;
 }
 
+/* The page into the file name (opened for writing). 0, or -1 with err. */
+static int
+write_page_to(const char *name, const struct page *pg, char *err,
+    size_t errlen)
+{
+	FILE *f = fopen(name, "w");
+	int r;
+
+	if (f == NULL) {
+		snprintf(err, errlen, "%s: %s", name, strerror(errno));
+		return -1;
+	}
+	r = write_page(f, pg);
+	if (r == -1)
+		snprintf(err, errlen, "out of memory");
+	if (ferror(f) && r == 0) {
+		snprintf(err, errlen, "%s: write error", name);
+		r = -1;
+	}
+	if (fclose(f) != 0 && r == 0) {
+		snprintf(err, errlen, "%s: %s", name, strerror(errno));
+		r = -1;
+	}
+	return r;
+}
+
 /*
  * The page into path: a regular file is written beside it and renamed over
  * it (a reader never sees half a page); anything else that exists (a
@@ -1205,48 +1231,16 @@ write_html(const char *path, const struct page *pg, char *err, size_t errlen)
 {
 	char tmp[4096];
 	struct stat st;
-	FILE *f;
 	int r;
 
-	if (stat(path, &st) == 0 && !S_ISREG(st.st_mode)) {
-		if ((f = fopen(path, "w")) == NULL) {
-			snprintf(err, errlen, "%s: %s", path, strerror(errno));
-			return -1;
-		}
-		r = write_page(f, pg);
-		if (r == -1)
-			snprintf(err, errlen, "out of memory");
-		else if (ferror(f) || fflush(f) != 0) {
-			snprintf(err, errlen, "%s: write error", path);
-			r = -1;
-		}
-		if (fclose(f) != 0 && r == 0) {
-			snprintf(err, errlen, "%s: %s", path, strerror(errno));
-			r = -1;
-		}
-		return r;
-	}
+	if (stat(path, &st) == 0 && !S_ISREG(st.st_mode))
+		return write_page_to(path, pg, err, errlen);
 	if (snprintf(tmp, sizeof(tmp), "%s.tmp-%ld", path, (long)getpid()) >=
 	    (int)sizeof(tmp)) {
 		snprintf(err, errlen, "%s: name too long", path);
 		return -1;
 	}
-	f = fopen(tmp, "w");
-	if (f == NULL) {
-		snprintf(err, errlen, "%s: %s", tmp, strerror(errno));
-		return -1;
-	}
-	r = write_page(f, pg);
-	if (r == -1)
-		snprintf(err, errlen, "out of memory");
-	if (ferror(f) && r == 0) {
-		snprintf(err, errlen, "%s: write error", tmp);
-		r = -1;
-	}
-	if (fclose(f) != 0 && r == 0) {
-		snprintf(err, errlen, "%s: %s", tmp, strerror(errno));
-		r = -1;
-	}
+	r = write_page_to(tmp, pg, err, errlen);
 	if (r == 0 && rename(tmp, path) == -1) {
 		snprintf(err, errlen, "%s: %s", path, strerror(errno));
 		r = -1;
