@@ -7,7 +7,8 @@ kanal-loadgen draws its events from a fixed pool of pre-encoded batches
 so it cannot make a million distinct keys. This sends exactly one event per
 key: every (service, kelurahan, channel + assisted, outcome) combination,
 all in one UTC hour, in a fixed pseudo-random order, until --keys keys are
-made. The service codes are kanal-loadgen's (read from
+made (with --citizen-refs, each event also carries a citizen_ref of its
+own: a new resident per event). The service codes are kanal-loadgen's (read from
 tools/loadgen_lib.c), the region codes the 151 kelurahan of Kota Bandung's
 shape (32.73.XX.1YYY), so the codes are as long as in the other scenarios.
 
@@ -128,6 +129,10 @@ def main():
     ap.add_argument("--root", default=os.path.dirname(os.path.dirname(
         os.path.abspath(__file__))))
     ap.add_argument("--run-id", default=str(os.getpid()))
+    ap.add_argument("--citizen-refs", action="store_true",
+                    help="give every event a citizen_ref of its own (a new "
+                    "resident per event: the most sketch memory a key can "
+                    "cost, for kanald with a reach key)")
     a = ap.parse_args()
 
     u = urllib.parse.urlsplit(a.url)
@@ -175,6 +180,8 @@ def main():
             s, r = divmod(k, dims[1])
             ev = b"".join((svc_p[s], ch_p[c], ts, reg_p[r], out_p[o],
                            dur_p[i & 3]))
+            if a.citizen_refs:
+                ev += field_bytes(9, f"kl-{i:010d}".encode())
             evs.append(b"\x12" + varint(len(ev)) + ev)
         bid = f"kl-{a.run_id}-{len(batches):08d}".encode()
         batches.append((field_bytes(1, bid) + b"".join(evs), len(evs)))

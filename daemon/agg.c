@@ -22,6 +22,8 @@
 #include <string.h>
 
 #include "clock.h"
+#include "hll.h"
+#include "reach.h"
 
 #define MS_PER_HOUR 3600000LL
 #define TABLE_MIN 1024
@@ -55,12 +57,36 @@ struct batch_ent {
 	uint32_t pad;
 };
 
+/*
+ * A sketch's key: one WIB day of one (service, kecamatan, channel, reach
+ * key). 16 bytes; used = 0 marks an empty slot.
+ */
+struct sketch_key {
+	int32_t day;
+	uint32_t service;	/* interned id */
+	uint32_t region;	/* interned id of the cut region */
+	uint8_t channel;
+	uint8_t keyslot;	/* index into agg.reach_keys */
+	uint8_t used;
+	uint8_t pad;
+};
+
+/* 32 bytes: the key and the sketch, whose registers are on the heap. */
+struct sketch_slot {
+	struct sketch_key k;
+	struct hll h;
+};
+
 struct agg_table {
 	struct slot *slots;
 	size_t cap;		/* power of two */
 	size_t n;
 	struct batch_ent *batches;
 	size_t nbatches, batches_cap;
+	struct sketch_slot *sketches;
+	size_t scap;		/* power of two, or 0 */
+	size_t sn;
+	size_t sketch_heap;	/* hll_mem_bytes of all its sketches */
 };
 
 /* ------------------------------------------------------------- interner */
@@ -93,7 +119,7 @@ struct agg {
 	uint64_t position;		/* highest added */
 	uint64_t frozen_position;
 	struct interner codes;		/* services and regions share it */
-	uint32_t *ids;			/* agg_add's: 2 per event */
+	uint32_t *ids;			/* agg_add's: 3 per event */
 	size_t ids_cap;
 	/*
 	 * Late events (agg.h). Each ring is indexed by hour % AGG_LATE_HOURS
@@ -103,6 +129,11 @@ struct agg {
 	uint32_t hours[2][AGG_LATE_HOURS];
 	uint32_t flushed[AGG_LATE_HOURS];
 	uint64_t late;
+	/* Reach: the key ids of the sketches, by key slot. */
+	int64_t reach_keys[AGG_REACH_KEYS];
+	size_t nreach_keys;
+	uint64_t reach_adds;
+	uint64_t reach_dropped;
 };
 
 static uint32_t
@@ -322,6 +353,114 @@ table_clear(struct agg_table *t)
 	t->nbatches = 0;
 }
 
+/* ------------------------------------------------------- sketch table */
+
+static uint64_t
+sketch_hash(const struct sketch_key *k)
+{
+	return key_hash((const struct key *)(const void *)k);
+}
+
+static struct sketch_slot *
+sketch_find(struct agg_table *t, const struct sketch_key *k)
+{
+	size_t mask = t->scap - 1;
+	size_t i = sketch_hash(k) & mask;
+
+	while (t->sketches[i].k.used &&
+	    memcmp(&t->sketches[i].k, k, sizeof(*k)) != 0)
+		i = (i + 1) & mask;
+	return &t->sketches[i];
+}
+
+/* Makes room for n more sketches without crossing 3/4 full. */
+static int
+sketch_reserve(struct agg_table *t, size_t n)
+{
+	size_t ncap = t->scap ? t->scap : TABLE_MIN;
+	struct agg_table nt;
+
+	while ((t->sn + n) * 4 > ncap * 3)
+		ncap *= 2;
+	if (ncap == t->scap)
+		return 0;
+	memset(&nt, 0, sizeof(nt));
+	nt.sketches = calloc(ncap, sizeof(struct sketch_slot));
+	if (nt.sketches == NULL)
+		return -1;
+	nt.scap = ncap;
+	for (size_t i = 0; i < t->scap; i++)
+		if (t->sketches[i].k.used)
+			*sketch_find(&nt, &t->sketches[i].k) = t->sketches[i];
+	free(t->sketches);
+	t->sketches = nt.sketches;
+	t->scap = ncap;
+	return 0;
+}
+
+static void
+sketch_clear(struct agg_table *t)
+{
+	for (size_t i = 0; i < t->scap && t->sn > 0; i++)
+		if (t->sketches[i].k.used) {
+			hll_free(&t->sketches[i].h);
+			t->sn--;
+		}
+	if (t->scap > TABLE_MIN) {
+		free(t->sketches);
+		t->sketches = NULL;
+		t->scap = 0;
+	} else if (t->sketches != NULL) {
+		memset(t->sketches, 0, t->scap * sizeof(*t->sketches));
+	}
+	t->sn = 0;
+	t->sketch_heap = 0;
+}
+
+/* The key slot of a reach key id, made if new; -1 when all are taken. */
+static int
+reach_slot(struct agg *a, int64_t id)
+{
+	for (size_t i = 0; i < a->nreach_keys; i++)
+		if (a->reach_keys[i] == id)
+			return (int)i;
+	if (a->nreach_keys == AGG_REACH_KEYS)
+		return -1;
+	a->reach_keys[a->nreach_keys] = id;
+	return (int)a->nreach_keys++;
+}
+
+/* Adds one event's citizen hash; room for its key was reserved. */
+static void
+sketch_add(struct agg *a, struct agg_table *t, const struct agg_event *ev,
+    uint32_t service, uint32_t region, int keyslot)
+{
+	struct sketch_key k;
+	struct sketch_slot *s;
+	size_t before;
+
+	memset(&k, 0, sizeof(k));
+	k.day = reach_wib_day(ev->occurred_at_ms);
+	k.service = service;
+	k.region = region;
+	k.channel = ev->channel;
+	k.keyslot = (uint8_t)keyslot;
+	k.used = 1;
+	s = sketch_find(t, &k);
+	if (!s->k.used) {
+		s->k = k;
+		hll_init(&s->h);
+		t->sn++;
+	}
+	before = hll_mem_bytes(&s->h);
+	if (hll_add(&s->h, ev->ref_hash) == -1) {
+		a->reach_dropped++;
+		return;
+	}
+	t->sketch_heap += hll_mem_bytes(&s->h) - before;
+	a->reach_adds++;
+}
+
 /* ------------------------------------------------------------------ API */
 
 int64_t
@@ -354,6 +493,10 @@ agg_free(struct agg *a)
 	free(a->tables[1].slots);
 	free(a->tables[0].batches);
 	free(a->tables[1].batches);
+	sketch_clear(&a->tables[0]);
+	sketch_clear(&a->tables[1]);
+	free(a->tables[0].sketches);
+	free(a->tables[1].sketches);
 	intern_free(&a->codes);
 	free(a->ids);
 	pthread_mutex_destroy(&a->mu);
@@ -366,23 +509,28 @@ agg_add(struct agg *a, const struct agg_event *ev, size_t n,
 {
 	struct agg_table *t;
 	uint32_t *hours, now_hour = (uint32_t)(clock_wall_ms() / MS_PER_HOUR);
-	int rc = -1;
+	size_t refs = 0;
+	int rc = -1, keyslot = -1;
 
 	pthread_mutex_lock(&a->mu);
 	t = a->active;
 	hours = a->hours[t - a->tables];
-	if (table_reserve(t, n) == -1) {
+	if (b != NULL && b->has_reach)
+		for (size_t i = 0; i < n; i++)
+			refs += ev[i].has_ref;
+	if (table_reserve(t, n) == -1 || (refs > 0 && sketch_reserve(t, refs)
+	    == -1)) {
 		errno = ENOMEM;
 		goto out;
 	}
-	if (n * 2 > a->ids_cap) {
-		uint32_t *nv = realloc(a->ids, n * 2 * sizeof(*nv));
+	if (n * 3 > a->ids_cap) {
+		uint32_t *nv = realloc(a->ids, n * 3 * sizeof(*nv));
 		if (nv == NULL) {
 			errno = ENOMEM;
 			goto out;
 		}
 		a->ids = nv;
-		a->ids_cap = n * 2;
+		a->ids_cap = n * 3;
 	}
 	if (b != NULL && t->nbatches == t->batches_cap) {
 		size_t ncap = t->batches_cap ? t->batches_cap * 2 : 256;
@@ -400,25 +548,38 @@ agg_add(struct agg *a, const struct agg_event *ev, size_t n,
 	 * Events of one batch mostly repeat the codes of the one before.
 	 */
 	for (size_t i = 0; i < n; i++) {
-		int64_t svc, reg;
+		int64_t svc, reg, cut;
+		size_t cutlen;
 
 		if (i > 0 && ev[i].service_len == ev[i - 1].service_len &&
 		    memcmp(ev[i].service, ev[i - 1].service,
 		    ev[i].service_len) == 0)
-			svc = a->ids[2 * i - 2];
+			svc = a->ids[3 * i - 3];
 		else
 			svc = intern(&a->codes, ev[i].service,
 			    ev[i].service_len);
 		if (i > 0 && ev[i].region_len == ev[i - 1].region_len &&
 		    memcmp(ev[i].region, ev[i - 1].region,
-		    ev[i].region_len) == 0)
-			reg = a->ids[2 * i - 1];
-		else
+		    ev[i].region_len) == 0) {
+			reg = a->ids[3 * i - 2];
+			cut = a->ids[3 * i - 1];
+		} else {
 			reg = intern(&a->codes, ev[i].region, ev[i].region_len);
-		if (svc < 0 || reg < 0)
+			cutlen = reach_region_len(ev[i].region,
+			    ev[i].region_len);
+			cut = refs == 0 || cutlen == ev[i].region_len ? reg :
+			    intern(&a->codes, ev[i].region, cutlen);
+		}
+		if (svc < 0 || reg < 0 || cut < 0)
 			goto out;
-		a->ids[2 * i] = (uint32_t)svc;
-		a->ids[2 * i + 1] = (uint32_t)reg;
+		a->ids[3 * i] = (uint32_t)svc;
+		a->ids[3 * i + 1] = (uint32_t)reg;
+		a->ids[3 * i + 2] = (uint32_t)cut;
+	}
+	if (refs > 0) {
+		keyslot = reach_slot(a, b->reach_key_id);
+		if (keyslot == -1)
+			a->reach_dropped += refs;
 	}
 	if (b != NULL) {
 		int64_t src = intern(&a->codes, b->source, b->source_len);
@@ -438,8 +599,8 @@ agg_add(struct agg *a, const struct agg_event *ev, size_t n,
 
 		memset(&k, 0, sizeof(k));
 		k.hour = (uint32_t)(ev[i].occurred_at_ms / MS_PER_HOUR);
-		k.service = a->ids[2 * i];
-		k.region = a->ids[2 * i + 1];
+		k.service = a->ids[3 * i];
+		k.region = a->ids[3 * i + 1];
 		k.channel = ev[i].channel;
 		k.outcome = ev[i].outcome;
 		k.assisted = ev[i].assisted != 0;
@@ -457,6 +618,9 @@ agg_add(struct agg *a, const struct agg_event *ev, size_t n,
 			s->duration_ms_sum += ev[i].duration_ms;
 			s->duration_events++;
 		}
+		if (keyslot >= 0 && ev[i].has_ref)
+			sketch_add(a, t, &ev[i], a->ids[3 * i], a->ids[3 * i + 2],
+			    keyslot);
 	}
 	if (position > a->position)
 		a->position = position;
@@ -497,6 +661,7 @@ agg_release(struct agg *a, struct agg_table *t)
 				a->flushed[i] = hours[i];
 		memset(hours, 0, sizeof(a->hours[0]));
 		table_clear(t);
+		sketch_clear(t);
 		a->frozen = NULL;
 	}
 	pthread_mutex_unlock(&a->mu);
@@ -573,8 +738,45 @@ agg_position(struct agg *a)
 void
 agg_get_stats(struct agg *a, struct agg_stats *st)
 {
+	const struct agg_table *f;
+
 	pthread_mutex_lock(&a->mu);
-	st->keys = a->active->n + (a->frozen != NULL ? a->frozen->n : 0);
+	f = a->frozen;
+	st->keys = a->active->n + (f != NULL ? f->n : 0);
 	st->late_events = a->late;
+	st->sketches = a->active->sn + (f != NULL ? f->sn : 0);
+	st->sketch_bytes = a->active->sketch_heap + a->active->scap *
+	    sizeof(struct sketch_slot);
+	if (f != NULL)
+		st->sketch_bytes += f->sketch_heap + f->scap *
+		    sizeof(struct sketch_slot);
+	st->reach_adds = a->reach_adds;
+	st->reach_dropped = a->reach_dropped;
 	pthread_mutex_unlock(&a->mu);
+}
+
+size_t
+agg_table_sketches(const struct agg_table *t)
+{
+	return t->sn;
+}
+
+void
+agg_table_foreach_sketch(const struct agg *a, const struct agg_table *t,
+    void (*fn)(void *arg, const struct agg_sketch *s), void *arg)
+{
+	for (size_t i = 0; i < t->scap; i++) {
+		const struct sketch_slot *s = &t->sketches[i];
+		struct agg_sketch row;
+
+		if (!s->k.used)
+			continue;
+		row.day = s->k.day;
+		row.service = intern_str(&a->codes, s->k.service);
+		row.region = intern_str(&a->codes, s->k.region);
+		row.channel = s->k.channel;
+		row.reach_key_id = a->reach_keys[s->k.keyslot];
+		row.hll = &s->h;
+		fn(arg, &row);
+	}
 }

@@ -40,6 +40,8 @@ struct agg_event {
 	uint8_t channel;	/* Channel enum number, 1..9 */
 	uint8_t outcome;	/* Outcome enum number, 0..3 */
 	uint8_t assisted;	/* 0 or 1 */
+	uint8_t has_ref;	/* 1: the event carried a citizen_ref */
+	uint64_t ref_hash;	/* its keyed hash (reach.h), if has_ref */
 };
 
 /*
@@ -52,6 +54,12 @@ struct agg_batch {
 	const char *source;	/* not NUL-terminated */
 	size_t source_len;
 	uint64_t start;		/* WAL position of the record */
+	/*
+	 * The reach key the batch's citizen hashes were made with
+	 * (reach.h); has_reach 0: none were (reach off, or no citizen_ref).
+	 */
+	int has_reach;
+	int64_t reach_key_id;
 };
 
 /* One key and its values, with codes resolved to strings. */
@@ -106,6 +114,37 @@ void agg_table_foreach_batch(const struct agg *a, const struct agg_table *t,
     void (*fn)(void *arg, const uint8_t digest[16], const char *source,
     uint64_t start), void *arg);
 
+/*
+ * Distinct residents (reach.h, schema/010_reach.sql): every event with a
+ * citizen hash, of a batch with a reach key, is also added to the
+ * HyperLogLog sketch of its (WIB day, service, kecamatan, channel, key),
+ * held in the same table as the counts: frozen, written and released with
+ * them. The region is cut to its kecamatan (reach_region_len). Merging a
+ * sketch into PostgreSQL's is idempotent (a union), so a flush retried or
+ * a batch also counted by another instance never counts a resident twice.
+ * A sketch add that runs out of memory is dropped and counted, never
+ * failing the add: the counts matter more than one resident's register.
+ */
+struct hll;
+
+struct agg_sketch {
+	int32_t day;		/* WIB days since 1970-01-01 */
+	const char *service;	/* NUL-terminated; lives as long as the agg */
+	const char *region;	/* kecamatan or shorter code */
+	uint8_t channel;
+	int64_t reach_key_id;
+	const struct hll *hll;
+};
+
+/* Sketches in t. */
+size_t agg_table_sketches(const struct agg_table *t);
+/* Calls fn for every sketch of a frozen table, in no particular order. */
+void agg_table_foreach_sketch(const struct agg *a, const struct agg_table *t,
+    void (*fn)(void *arg, const struct agg_sketch *s), void *arg);
+
+/* Reach keys one agg keeps sketches for at a time (a rotation needs 2). */
+#define AGG_REACH_KEYS 4
+
 /* Keys held in memory: active plus frozen. */
 size_t agg_keys(struct agg *a);
 
@@ -123,6 +162,10 @@ size_t agg_keys(struct agg *a);
 struct agg_stats {
 	size_t keys;		/* agg_keys */
 	uint64_t late_events;
+	size_t sketches;	/* held, active plus frozen */
+	size_t sketch_bytes;	/* their memory: slots and registers */
+	uint64_t reach_adds;	/* citizen hashes added to a sketch */
+	uint64_t reach_dropped;	/* not added: out of memory, or a 5th key */
 };
 
 /* A consistent copy. Any thread. */

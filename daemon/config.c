@@ -100,6 +100,11 @@ static const struct key keys[] = {
 	  "speaks HTTPS only (TLS 1.2+); SIGHUP re-reads both" },
 	{ "tls-key", KEY_STRING, OFF(tls_key), "", 0, 0, NULL, "FILE",
 	  "PEM private key of tls-cert" },
+	{ "reach-key-file", KEY_STRING, OFF(reach_key_file), "", 0, 0, NULL,
+	  "FILE", "the city's reach key (kanalctl reach keygen): 32 bytes, "
+	  "mode 0600, owned by kanald's user; citizen_refs are then counted "
+	  "as distinct residents, keyed so the sketches can't be tested "
+	  "against a list of NIKs; empty = reach off" },
 	{ "max-connections", KEY_UINT, OFF(max_connections), "1024", 1,
 	  1000000, NULL, "N",
 	  "most open client connections; more are accepted and closed at "

@@ -29,6 +29,7 @@ struct config {
 	char tls_key[CONFIG_STR_MAX];
 	/* Where tls-cert or tls-key was last set: "PATH:LINE" or "--tls-key". */
 	char tls_set_at[CONFIG_STR_MAX + 32];
+	char reach_key_file[CONFIG_STR_MAX];	/* "" = reach off */
 	uint64_t flush_interval_ms;
 	uint64_t max_body_size;
 	uint64_t max_header_size;

@@ -20,6 +20,7 @@
 #include "ledger.h"
 #include "log.h"
 #include "notify.h"
+#include "reachdb.h"
 #include "record.h"
 #include "validate.h"
 
@@ -75,6 +76,7 @@ struct flush {
 	uint64_t sub_below;		/* events taken out below kept_from */
 	char *tier_sql;			/* the tier upserts of one flush */
 	size_t tier_sql_cap;
+	struct reachdb reach;		/* the sketches' side */
 };
 
 static const char staging_sql[] =
@@ -235,8 +237,12 @@ flush_new(struct agg *a, const struct flush_config *cfg)
 	f->event_max_age_ms = cfg->event_max_age_ms ? cfg->event_max_age_ms :
 	    7 * 24 * 3600 * 1000ULL;
 	f->hourly_days = cfg->hourly_days;
+	f->reach.reach_on = cfg->reach_on;
+	f->reach.key_id = cfg->reach_key_id;
+	f->reach.logged = (enum reachdb_state)-1;
 	f->kept_from = INT64_MIN;
 	f->stats.hourly_kept_from = INT64_MIN;
+	f->stats.reach_state = -1;	/* not connected yet */
 	{
 		/* Tells this process's sessions from any other's. */
 		uint64_t nonce = (uint64_t)clock_wall_ms() << 20 ^
@@ -409,6 +415,13 @@ connect_db(struct flush *f)
 		log_warnx("cannot prepare the ledger: err=\"%s\"", e);
 		goto fail;
 	}
+	if (reachdb_prepare(f->conn, &f->reach, e, sizeof(e)) == -1) {
+		log_warnx("cannot prepare the reach sketches: err=\"%s\"", e);
+		goto fail;
+	}
+	pthread_mutex_lock(&f->mu);
+	f->stats.reach_state = (int)f->reach.state;
+	pthread_mutex_unlock(&f->mu);
 	rc = take_lease(f);
 	if (rc != 0)
 		goto fail;
@@ -978,6 +991,10 @@ write_table(struct flush *f, struct agg_table *t, uint64_t checkpoint)
 		stray_hi = strtoll(PQgetvalue(r, 0, 1), NULL, 10);
 	}
 	PQclear(r);
+	if (reachdb_write(f->conn, &f->reach, f->agg, t, e, sizeof(e)) == -1) {
+		log_warnx("flush failed at the reach sketches: err=\"%s\"", e);
+		goto rollback;
+	}
 	r = PQexec(f->conn, "COMMIT");
 	ok = PQresultStatus(r) == PGRES_COMMAND_OK;
 	PQclear(r);
@@ -1001,6 +1018,8 @@ write_table(struct flush *f, struct agg_table *t, uint64_t checkpoint)
 		f->stats.ledger_batches += f->nlb - (size_t)dups;
 		f->stats.ledger_duplicates += (uint64_t)dups;
 		f->stats.late_past_retention += tt.below;
+		f->stats.reach_rows += f->reach.rows;
+		f->stats.reach_dropped += f->reach.dropped;
 		f->stats.hourly_kept_from = f->kept_from;
 		pthread_mutex_unlock(&f->mu);
 		if (stray) {
@@ -1226,6 +1245,7 @@ flush_free(struct flush *f)
 	free(f->lb);
 	free(f->starts);
 	free(f->tier_sql);
+	reachdb_free(&f->reach);
 	free(f->conninfo);
 	free(f->collector_id);
 	free(f->wal_dir);

@@ -72,6 +72,9 @@ struct flush_config {
 	 */
 	uint64_t event_max_age_ms;
 	uint32_t hourly_days;
+	/* This kanald's reach key (reach.h, reachdb.h), if reach_on. */
+	int reach_on;
+	int64_t reach_key_id;
 	/*
 	 * Called once, on the flush thread, with the checkpoint found at the
 	 * first connection, before any flush. Returns 0, or -1 with a
@@ -105,6 +108,10 @@ struct flush_stats {
 	uint64_t partitions_dropped;
 	uint64_t maintenance_errors;	/* ensure or retention failed */
 	int64_t hourly_kept_from;	/* Unix s; INT64_MIN: everything */
+	/* Reach (reachdb.h). */
+	int reach_state;		/* enum reachdb_state, last connection */
+	uint64_t reach_rows;		/* sketch rows written */
+	uint64_t reach_dropped;		/* sketches not written: see reachdb.h */
 };
 
 /* Strings in cfg are copied. NULL on out-of-memory. */

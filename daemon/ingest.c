@@ -29,6 +29,7 @@
 #include "json.h"
 #include "log.h"
 #include "ratelimit.h"
+#include "reach.h"
 #include "record.h"
 #include "sources.h"
 #include "wal.h"
@@ -317,7 +318,7 @@ durable(void *arg, int ok)
  */
 static int
 commit(struct ingest *in, const struct source *src, const char *batch_id,
-    const struct agg_event *acc, size_t nacc, uint32_t nrej,
+    const struct agg_event *acc, size_t nacc, int refs, uint32_t nrej,
     const uint32_t rejected_by[INGEST_REASONS], int64_t now_ms,
     const char *ack_type, size_t ack_len, ingest_reply_fn *reply, void *arg)
 {
@@ -329,6 +330,8 @@ commit(struct ingest *in, const struct source *src, const char *batch_id,
 		.batch_id_len = strlen(batch_id),
 		.accepted = (uint32_t)nacc,
 		.rejected = nrej,
+		.has_reach = refs,
+		.reach_key_id = refs ? in->cfg.reach->id : 0,
 	};
 	size_t need = record_batch_size(&rb, acc, nacc), len;
 	struct pending *p;
@@ -405,7 +408,8 @@ ingest_inflight(const struct ingest *in)
 }
 
 void
-ingest_event_fill(const Kanal__V1__ServiceEvent *ev, struct agg_event *out)
+ingest_event_fill(const Kanal__V1__ServiceEvent *ev,
+    const struct reach_key *reach, struct agg_event *out)
 {
 	out->occurred_at_ms = ev->occurred_at_ms;
 	out->service = ev->service_code;
@@ -416,6 +420,9 @@ ingest_event_fill(const Kanal__V1__ServiceEvent *ev, struct agg_event *out)
 	out->channel = (uint8_t)ev->channel;
 	out->outcome = (uint8_t)ev->outcome;
 	out->assisted = ev->assisted ? 1 : 0;
+	out->has_ref = reach != NULL && ev->citizen_ref.len > 0;
+	out->ref_hash = out->has_ref ? reach_hash(reach, ev->citizen_ref.data,
+	    ev->citizen_ref.len) : 0;
 }
 
 void
@@ -425,7 +432,7 @@ ingest_batch(struct ingest *in, const char *auth, const char *content_type,
 {
 	const struct source *src;
 	const char *token;
-	size_t toklen = 0, nev, nacc = 0, nrej = 0, not_allowed = 0;
+	size_t toklen = 0, nev, nacc = 0, nrej = 0, not_allowed = 0, refs = 0;
 	uint32_t rejected_by[INGEST_REASONS] = { 0 };
 	Kanal__V1__EventBatch *batch;
 	struct json_batch jb = { 0 };
@@ -569,7 +576,8 @@ ingest_batch(struct ingest *in, const char *auth, const char *content_type,
 				rejected_by[why]++;
 			continue;
 		}
-		ingest_event_fill(ev, &acc[nacc++]);
+		ingest_event_fill(ev, in->cfg.reach, &acc[nacc]);
+		refs += acc[nacc++].has_ref;
 	}
 	if (nev > 0 && not_allowed == nev) {
 		snprintf(msg, sizeof(msg), "source %s may report none of this "
@@ -597,8 +605,9 @@ ingest_batch(struct ingest *in, const char *auth, const char *content_type,
 		reply(arg, &r);
 		goto out;
 	}
-	if (commit(in, src, batch->batch_id, acc, nacc, (uint32_t)nrej,
-	    rejected_by, now_ms, r.content_type, r.len, reply, arg) == -1)
+	if (commit(in, src, batch->batch_id, acc, nacc, refs > 0,
+	    (uint32_t)nrej, rejected_by, now_ms, r.content_type, r.len, reply,
+	    arg) == -1)
 		rate_give_back(in, src, nev);
 out:
 	arena_reset(in->arena);

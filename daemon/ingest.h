@@ -30,6 +30,7 @@
 
 struct agg;
 struct agg_event;
+struct reach_key;
 struct dedup;
 struct sources;
 struct ingest;
@@ -44,6 +45,12 @@ struct ingest_config {
 	struct dedup *dedup;	/* borrowed */
 	uint64_t rate_limit;	/* events per second per source; 0 = off */
 	uint64_t rate_limit_burst;	/* events; 0 = one second's worth */
+	/*
+	 * The reach key (reach.h), borrowed; NULL: reach off, citizen_refs
+	 * are checked and dropped. Else each one is replaced by its keyed
+	 * hash before the record is written.
+	 */
+	const struct reach_key *reach;
 };
 
 /*
@@ -97,10 +104,11 @@ void ingest_batch(struct ingest *in, const char *auth,
 /*
  * Fills *out with what is counted of an event validate_event accepted, as
  * ingest_batch puts it into the WAL record and agg; the strings point into
- * ev. Can't fail.
+ * ev. With a reach key (else NULL), a citizen_ref becomes its keyed hash.
+ * Can't fail.
  */
 void ingest_event_fill(const Kanal__V1__ServiceEvent *ev,
-    struct agg_event *out);
+    const struct reach_key *reach, struct agg_event *out);
 
 #define INGEST_REASONS 16	/* room for RejectReason numbers 0..15 */
 

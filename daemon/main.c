@@ -37,6 +37,7 @@
 #include "log.h"
 #include "metrics.h"
 #include "notify.h"
+#include "reach.h"
 #include "sources.h"
 #include "tls.h"
 #include "wal.h"
@@ -56,11 +57,31 @@ struct kanald {
 	struct dedup *dedup;
 	struct watchdog *watchdog;
 	struct tls *tls;		/* NULL: plain HTTP */
+	struct reach_key reach;
+	int reach_on;		/* reach-key-file set and loaded */
 	struct event *drain;
 	int log_level_flag;	/* --log-level given: it wins over reloads */
 	uint64_t drain_left_ms;
 	int64_t started_ms;		/* for process_start_time_seconds */
 };
+
+/*
+ * The reach key, checked: its problems are "FILE: what, what to do" on
+ * stderr (before the log is set up, and for -n). 0, or -1.
+ */
+static int
+load_reach_key(struct kanald *k)
+{
+	char err[512];
+
+	if (reach_key_load(k->cfg.reach_key_file, &k->reach, err,
+	    sizeof(err)) == -1) {
+		fprintf(stderr, "%s: %s\n", k->cfg.reach_key_file, err);
+		return -1;
+	}
+	k->reach_on = 1;
+	return 0;
+}
 
 /* Start-up: the batch-id memory learns the WAL's batches. */
 static void
@@ -154,6 +175,7 @@ render_metrics(void *arg, struct evbuffer *out)
 		.version = KANAL_VERSION,
 		.start_time_ms = k->started_ms,
 		.inflight = ingest_inflight(k->ingest),
+		.reach_on = k->reach_on,
 	};
 
 	ingest_get_stats(k->ingest, &s.ingest);
@@ -312,8 +334,10 @@ main(int argc, char **argv)
 				fprintf(stderr, "%s: %s\n", k.cfg.tls_set_at, err);
 			tls_free(k.tls);
 		}
+		if (k.cfg.reach_key_file[0] != '\0' && load_reach_key(&k) == -1)
+			k.reach_on = -1;
 		if (sources == NULL || (k.cfg.tls_cert[0] != '\0' &&
-		    k.tls == NULL))
+		    k.tls == NULL) || k.reach_on == -1)
 			return 1;
 		sources_free(sources);
 		printf("configuration OK\n");
@@ -337,6 +361,15 @@ main(int argc, char **argv)
 		if (k.tls == NULL)
 			fatalx("cannot start: %s", err);
 	}
+	if (k.cfg.reach_key_file[0] != '\0' && load_reach_key(&k) == -1)
+		fatalx("cannot start: the reach key is unusable (above)");
+	if (k.reach_on)
+		log_notice("reach on: citizen_refs are counted as distinct "
+		    "residents, keyed: key_id=%016llx file=%s",
+		    (unsigned long long)k.reach.id, k.cfg.reach_key_file);
+	else
+		log_notice("reach off: reach-key-file is not set; citizen_refs "
+		    "are checked and dropped, no residents are counted");
 	if (k.cfg.rate_limit != 0 && (k.cfg.rate_limit_burst != 0 ?
 	    k.cfg.rate_limit_burst : k.cfg.rate_limit) < k.cfg.max_batch_events)
 		log_notice("rate-limit-burst is below max-batch-events: larger "
@@ -391,6 +424,7 @@ main(int argc, char **argv)
 			.dedup = k.dedup,
 			.rate_limit = k.cfg.rate_limit,
 			.rate_limit_burst = k.cfg.rate_limit_burst,
+			.reach = k.reach_on ? &k.reach : NULL,
 		};
 		k.ingest = ingest_new(k.agg, &ic);
 		if (k.ingest == NULL)
@@ -408,6 +442,8 @@ main(int argc, char **argv)
 			.lease_grace_ms = k.cfg.lease_grace_ms,
 			.event_max_age_ms = k.cfg.event_max_age_ms,
 			.hourly_days = k.cfg.retention_hourly_days,
+			.reach_on = k.reach_on,
+			.reach_key_id = k.reach.id,
 			.on_checkpoint = on_checkpoint,
 			.on_committed = on_committed,
 			.arg = &k,

@@ -20,6 +20,7 @@
 #include <event2/buffer.h>
 
 #include "histogram.h"
+#include "reachdb.h"
 #include "validate.h"
 
 struct out {
@@ -223,6 +224,39 @@ render_flush(struct out *o, const struct metrics_snapshot *s)
 	scalar(o, "kanal_late_events_total", "counter", "Events added for a "
 	    "past hour that a flush had already written to PostgreSQL.",
 	    s->agg.late_events);
+	scalar(o, "kanal_reach_enabled", "gauge", "1 when kanald has a reach "
+	    "key (reach-key-file) and counts distinct residents from "
+	    "citizen_ref; 0: reach off, citizen_refs are checked and dropped.",
+	    s->reach_on ? 1 : 0);
+	head(o, "kanal_reach_database", "gauge", "1 for what the database "
+	    "said of reach at the last connection: active (this key is the "
+	    "active one), other_key or retired (sketches not written), "
+	    "no_tables (migration 010 not applied: no hll extension), off "
+	    "(no key here), unknown (not connected yet).");
+	for (int st = -1; st <= REACHDB_RETIRED; st++)
+		put(o, "kanal_reach_database{state=\"%s\"} %d\n", st < 0 ?
+		    "unknown" : reachdb_state_name((enum reachdb_state)st),
+		    s->flush.reach_state == st ? 1 : 0);
+	scalar(o, "kanal_reach_sketches", "gauge", "Distinct-resident "
+	    "sketches held in memory, not yet committed to PostgreSQL.",
+	    s->agg.sketches);
+	scalar(o, "kanal_reach_sketch_bytes", "gauge", "Memory of those "
+	    "sketches: their table slots and registers.", s->agg.sketch_bytes);
+	head(o, "kanal_reach_citizen_hashes_total", "counter", "Keyed "
+	    "citizen_ref hashes of durable batches, by result: added to a "
+	    "sketch, or dropped (out of memory, or more reach keys at once "
+	    "than kanald keeps).");
+	put(o, "kanal_reach_citizen_hashes_total{result=\"added\"} %" PRIu64
+	    "\n", s->agg.reach_adds);
+	put(o, "kanal_reach_citizen_hashes_total{result=\"dropped\"} %"
+	    PRIu64 "\n", s->agg.reach_dropped);
+	scalar(o, "kanal_reach_sketch_rows_total", "counter", "Sketches "
+	    "merged into PostgreSQL by committed flushes (daily rows; the "
+	    "monthly rows are their union).", s->flush.reach_rows);
+	scalar(o, "kanal_reach_sketches_dropped_total", "counter", "Sketches "
+	    "a committed flush did not write: the database has no reach tables, "
+	    "or does not accept their key (kanal_reach_database).",
+	    s->flush.reach_dropped);
 	head(o, "kanal_duplicate_batches_total", "counter", "Retried batches "
 	    "not counted again, by where they were recognised: local (this "
 	    "instance's batch memory, answered duplicate=true) or ledger (at "

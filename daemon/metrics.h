@@ -37,6 +37,7 @@ struct metrics_snapshot {
 	struct agg_stats agg;
 	struct dedup_stats dedup;
 	struct httpd_stats http;
+	int reach_on;			/* reach-key-file loaded */
 };
 
 /*

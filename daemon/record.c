@@ -17,6 +17,8 @@
 #include "wal.h"
 
 #define EVENT_FIXED (8 + 4 + 3 + 1 + 1)
+#define SOURCE_REACH 0x80	/* in the source length byte */
+#define ASSISTED_REF 0x02	/* in the assisted byte */
 
 size_t
 record_batch_size(const struct record_batch *b, const struct agg_event *ev,
@@ -24,8 +26,11 @@ record_batch_size(const struct record_batch *b, const struct agg_event *ev,
 {
 	size_t size = 8 + 1 + b->source_len + 1 + b->batch_id_len + 4 + 4;
 
+	if (b->has_reach)
+		size += 8;
 	for (size_t i = 0; i < n; i++)
-		size += EVENT_FIXED + ev[i].service_len + ev[i].region_len;
+		size += EVENT_FIXED + ev[i].service_len + ev[i].region_len +
+		    (b->has_reach && ev[i].has_ref ? 8 : 0);
 	return size;
 }
 
@@ -37,7 +42,7 @@ record_batch_encode(const struct record_batch *b, const struct agg_event *ev,
 
 	le_put_u64(p, (uint64_t)b->received_at_ms);
 	p += 8;
-	*p++ = (uint8_t)b->source_len;
+	*p++ = (uint8_t)(b->source_len | (b->has_reach ? SOURCE_REACH : 0));
 	memcpy(p, b->source, b->source_len);
 	p += b->source_len;
 	*p++ = (uint8_t)b->batch_id_len;
@@ -46,12 +51,18 @@ record_batch_encode(const struct record_batch *b, const struct agg_event *ev,
 	le_put_u32(p, b->accepted);
 	le_put_u32(p + 4, b->rejected);
 	p += 8;
+	if (b->has_reach) {
+		le_put_u64(p, (uint64_t)b->reach_key_id);
+		p += 8;
+	}
 	for (size_t i = 0; i < n; i++) {
+		int ref = b->has_reach && ev[i].has_ref;
+
 		le_put_u64(p, (uint64_t)ev[i].occurred_at_ms);
 		le_put_u32(p + 8, ev[i].duration_ms);
 		p[12] = ev[i].channel;
 		p[13] = ev[i].outcome;
-		p[14] = ev[i].assisted;
+		p[14] = (uint8_t)(ev[i].assisted | (ref ? ASSISTED_REF : 0));
 		p += 15;
 		*p++ = (uint8_t)ev[i].service_len;
 		memcpy(p, ev[i].service, ev[i].service_len);
@@ -59,6 +70,10 @@ record_batch_encode(const struct record_batch *b, const struct agg_event *ev,
 		*p++ = (uint8_t)ev[i].region_len;
 		memcpy(p, ev[i].region, ev[i].region_len);
 		p += ev[i].region_len;
+		if (ref) {
+			le_put_u64(p, ev[i].ref_hash);
+			p += 8;
+		}
 	}
 	return (size_t)(p - out);
 }
@@ -73,7 +88,8 @@ record_batch_decode(const uint8_t *p, size_t len, struct record_batch *b,
 		return -1;
 	b->received_at_ms = (int64_t)le_get_u64(p);
 	off = 8;
-	b->source_len = p[off++];
+	b->has_reach = (p[off] & SOURCE_REACH) != 0;
+	b->source_len = p[off++] & ~SOURCE_REACH;
 	if (b->source_len == 0 || b->source_len > 63 || off + b->source_len +
 	    1 > len)
 		return -1;
@@ -88,6 +104,13 @@ record_batch_decode(const uint8_t *p, size_t len, struct record_batch *b,
 	b->accepted = le_get_u32(p + off);
 	b->rejected = le_get_u32(p + off + 4);
 	off += 8;
+	b->reach_key_id = 0;
+	if (b->has_reach) {
+		if (off + 8 > len)
+			return -1;
+		b->reach_key_id = (int64_t)le_get_u64(p + off);
+		off += 8;
+	}
 	/* Each event takes at least EVENT_FIXED + 3 bytes. */
 	if (b->accepted > (len - off) / (EVENT_FIXED + 3))
 		return -1;
@@ -107,7 +130,9 @@ record_event_next(const uint8_t *p, size_t len, size_t *off,
 	ev->duration_ms = le_get_u32(p + o + 8);
 	ev->channel = p[o + 12];
 	ev->outcome = p[o + 13];
-	ev->assisted = p[o + 14];
+	ev->assisted = (uint8_t)(p[o + 14] & ~ASSISTED_REF);
+	ev->has_ref = (p[o + 14] & ASSISTED_REF) != 0;
+	ev->ref_hash = 0;
 	o += 15;
 	ev->service_len = p[o++];
 	if (o + ev->service_len + 1 > len)
@@ -119,6 +144,12 @@ record_event_next(const uint8_t *p, size_t len, size_t *off,
 		return -1;
 	ev->region = (const char *)p + o;
 	o += ev->region_len;
+	if (ev->has_ref) {
+		if (o + 8 > len)
+			return -1;
+		ev->ref_hash = le_get_u64(p + o);
+		o += 8;
+	}
 	if (ev->occurred_at_ms < 0 || ev->assisted > 1 ||
 	    validate_channel_name(ev->channel) == NULL ||
 	    validate_outcome_name(ev->outcome) == NULL ||
@@ -204,13 +235,16 @@ record_apply(struct agg *a, const struct wal_record *rec,
 	}
 	for (n = 0; n < b.accepted; n++)
 		if (record_event_next(rec->payload, rec->len, &off,
-		    &(*scratch)[n]) == -1)
+		    &(*scratch)[n]) == -1 || ((*scratch)[n].has_ref &&
+		    !b.has_reach))
 			goto bad;
 	if (off != rec->len)
 		goto bad;
 	batch.source = b.source;
 	batch.source_len = b.source_len;
 	batch.start = rec->start;
+	batch.has_reach = b.has_reach;
+	batch.reach_key_id = b.reach_key_id;
 	dedup_digest(b.source, b.source_len, b.batch_id, b.batch_id_len,
 	    batch.digest);
 	return agg_add(a, *scratch, n, rec->end, &batch) == -1 ? -2 : 0;

@@ -10,16 +10,26 @@
  * Layout (little-endian, no padding):
  *
  *     u64 received_at_ms   when kanald accepted the batch (Unix ms)
- *     u8  source_len, source bytes (1..63)
+ *     u8  source_len, source bytes (1..63); bit 7 of the length byte
+ *         (0x80) set: the batch carries citizen hashes (REACH below)
  *     u8  batch_id_len, batch_id bytes (1..64)
  *     u32 accepted         events accepted (= events that follow)
  *     u32 rejected         events rejected (kept for duplicate answers)
+ *     REACH only: i64 reach_key_id, the key the hashes were made with
  *     accepted times:
  *       i64 occurred_at_ms
  *       u32 duration_ms
- *       u8  channel, u8 outcome, u8 assisted
+ *       u8  channel, u8 outcome,
+ *       u8  assisted (0 or 1), | 0x02 when a citizen hash follows
+ *           (REACH records only)
  *       u8  service_len, service bytes (1..64)
  *       u8  region_len, region bytes (2..13)
+ *       0x02 only: u64 the citizen_ref's keyed hash (reach.h); the
+ *           citizen_ref itself is never written
+ *
+ * Records without citizen hashes are byte for byte those of kanald 0.x
+ * before reach, so older WAL files replay unchanged. (An older kanald
+ * does not read a REACH record: downgrade with an empty WAL.)
  */
 #ifndef KANAL_RECORD_H
 #define KANAL_RECORD_H
@@ -41,6 +51,8 @@ struct record_batch {
 	size_t batch_id_len;
 	uint32_t accepted;
 	uint32_t rejected;
+	int has_reach;		/* events may carry citizen hashes */
+	int64_t reach_key_id;	/* if has_reach */
 };
 
 /* Bytes needed to encode the header and these events. Can't fail. */
@@ -63,7 +75,9 @@ int record_batch_decode(const uint8_t *p, size_t len, struct record_batch *b,
 /*
  * Decodes the next event at *off, advancing it. 0, or -1 when malformed.
  * Strings point into p. Syntax of codes is checked too, so a bad record
- * can't put invalid codes into agg.
+ * can't put invalid codes into agg. An event with a citizen hash in a
+ * record whose header has no reach key is malformed for record_apply,
+ * which checks it.
  */
 int record_event_next(const uint8_t *p, size_t len, size_t *off,
     struct agg_event *ev);

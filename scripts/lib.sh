@@ -15,6 +15,7 @@ KANAL_PACKAGES=(
     libcmocka-dev libssl-dev
     libjansson-dev  # daemon/json.c: POST /v1/events as proto3 JSON; kanalctl send --jsonl
     postgresql postgresql-client
+    postgresql-15-hll  # schema/010_reach.sql: the hll type of the reach sketches (distinct residents)
     python3 python3-protobuf protobuf-compiler  # tests/e2e_python.py: protoc --python_out
     curl openssl  # tests/test_e2e_tls.c: a throwaway CA and certificate, curl --cacert
     dpkg-dev  # tests/test_package.sh: cpack -G DEB computes Depends with dpkg-shlibdeps

@@ -22,6 +22,7 @@
 #include <time.h>
 
 #include "agg.h"
+#include "hll.h"
 
 #define HOUR_MS 3600000LL
 /* 2026-05-28 20:00 UTC, the start of an hour. */
@@ -236,7 +237,7 @@ struct key_case {
 #define BASE_REGION "32.73.01"
 #define E(svc, region, ms, ch, out, asst) \
 	{ (ms), (svc), sizeof(svc) - 1, (region), sizeof(region) - 1, 0, \
-	  (ch), (out), (asst) }
+	  (ch), (out), (asst), 0, 0 }
 
 /* 1 if row holds the key of ev. */
 static int
@@ -258,7 +259,7 @@ static const struct key_case key_cases[] = {
 	  E(BASE_SVC, BASE_REGION, T0 + HOUR_MS - 1, 1, 1, 0), 1 },
 	{ "a duration does not make a new key",
 	  { T0, BASE_SVC, sizeof(BASE_SVC) - 1, BASE_REGION,
-	    sizeof(BASE_REGION) - 1, 900, 1, 1, 0 }, 1 },
+	    sizeof(BASE_REGION) - 1, 900, 1, 1, 0, 0, 0 }, 1 },
 	{ "the next hour is another key",
 	  E(BASE_SVC, BASE_REGION, T0 + HOUR_MS, 1, 1, 0), 2 },
 	{ "another service is another key",
@@ -976,6 +977,151 @@ test_free_with_a_table_still_frozen_leaks_nothing(void **state)
 	agg_free(NULL);
 }
 
+/* ---------------------------------------------------------------- reach */
+
+struct sketches {
+	size_t n;
+	struct agg_sketch s[16];
+	char service[16][80];
+	char region[16][32];
+};
+
+static void
+collect_sketch(void *arg, const struct agg_sketch *s)
+{
+	struct sketches *c = arg;
+
+	assert_true(c->n < 16);
+	c->s[c->n] = *s;
+	snprintf(c->service[c->n], sizeof(c->service[0]), "%s", s->service);
+	snprintf(c->region[c->n], sizeof(c->region[0]), "%s", s->region);
+	c->n++;
+}
+
+static const struct agg_sketch *
+find_sketch(const struct sketches *c, int32_t day, const char *region,
+    uint8_t channel, int64_t key)
+{
+	for (size_t i = 0; i < c->n; i++)
+		if (c->s[i].day == day && strcmp(c->region[i], region) == 0 &&
+		    c->s[i].channel == channel && c->s[i].reach_key_id == key)
+			return &c->s[i];
+	return NULL;
+}
+
+/* A batch with a reach key: the events' citizen hashes count. */
+static struct agg_batch
+reach_batch(int64_t key)
+{
+	struct agg_batch b;
+
+	memset(&b, 0, sizeof(b));
+	b.source = "src";
+	b.source_len = 3;
+	b.has_reach = 1;
+	b.reach_key_id = key;
+	return b;
+}
+
+/*
+ * Sketches are kept per WIB day, service, kecamatan (a desa code cut),
+ * channel and key; a hash added twice is one resident; events without a
+ * hash, or of a batch without a key, add none; release empties them.
+ */
+static void
+test_citizen_hashes_go_to_their_day_kecamatan_channel_and_key(void **state)
+{
+	/* 2026-11-30T16:59:59Z: the last second of 30 November in WIB. */
+	const int64_t t = 1796057999000LL;
+	struct agg *a = agg_new();
+	struct agg_event ev[6];
+	struct agg_batch b1 = reach_batch(11), b2 = reach_batch(-22);
+	struct agg_table *tb;
+	struct sketches c;
+	struct agg_stats st;
+	struct rows r;
+	const struct agg_sketch *s;
+	uint64_t pos;
+
+	(void)state;
+	assert_non_null(a);
+	for (int i = 0; i < 6; i++) {
+		struct agg_event e = E(BASE_SVC, "32.73.01.1001", t, 1, 1, 0);
+
+		ev[i] = e;
+		ev[i].has_ref = 1;
+		ev[i].ref_hash = 0x9e3779b97f4a7c15ULL * (uint64_t)(i + 1);
+	}
+	ev[1].ref_hash = ev[0].ref_hash;	/* the same resident again */
+	ev[2].region = "32.73.01";		/* same kecamatan, no desa */
+	ev[2].region_len = 8;
+	ev[3].occurred_at_ms = t + 1000;	/* 1 December in WIB */
+	ev[4].channel = 6;			/* counter */
+	ev[5].has_ref = 0;			/* no citizen_ref */
+	assert_int_equal(agg_add(a, ev, 6, 10, &b1), 0);
+	/* The first event under another key: a sketch of its own. */
+	assert_int_equal(agg_add(a, ev, 1, 20, &b2), 0);
+	/* No key on the batch: no sketch, whatever the events say. */
+	assert_int_equal(agg_add(a, ev, 6, 30, NULL), 0);
+	agg_get_stats(a, &st);
+	assert_int_equal(st.sketches, 4);
+	assert_int_equal(st.reach_adds, 5 + 1);
+	assert_int_equal(st.reach_dropped, 0);
+	assert_true(st.sketch_bytes > 0);
+
+	tb = agg_freeze(a, &pos);
+	assert_int_equal(agg_table_sketches(tb), 4);
+	memset(&c, 0, sizeof(c));
+	agg_table_foreach_sketch(a, tb, collect_sketch, &c);
+	assert_int_equal(c.n, 4);
+	s = find_sketch(&c, 20787, "32.73.01", 1, 11);
+	assert_non_null(s);
+	assert_string_equal(c.service[s - c.s], BASE_SVC);
+	/* Events 0, 1 (the same hash) and 2: two residents. */
+	assert_true(hll_estimate(s->hll) > 1.9 && hll_estimate(s->hll) < 2.1);
+	s = find_sketch(&c, 20788, "32.73.01", 1, 11);
+	assert_non_null(s);
+	assert_true(hll_estimate(s->hll) > 0.9 && hll_estimate(s->hll) < 1.1);
+	assert_non_null(find_sketch(&c, 20787, "32.73.01", 6, 11));
+	assert_non_null(find_sketch(&c, 20787, "32.73.01", 1, -22));
+	/* The counts keep the full region code. */
+	memset(&r, 0, sizeof(r));
+	agg_table_foreach(a, tb, collect, &r);
+	for (size_t i = 0; i < r.n; i++)
+		assert_true(strcmp(r.v[i].region, "32.73.01.1001") == 0 ||
+		    strcmp(r.v[i].region, "32.73.01") == 0);
+	free(r.v);
+	agg_release(a, tb);
+	agg_get_stats(a, &st);
+	assert_int_equal(st.sketches, 0);
+	agg_free(a);
+}
+
+/* Past AGG_REACH_KEYS keys, hashes are dropped and counted; counts stay. */
+static void
+test_hashes_of_too_many_keys_are_dropped_and_counted(void **state)
+{
+	struct agg *a = agg_new();
+	struct agg_event e = E(BASE_SVC, BASE_REGION, T0, 1, 1, 0);
+	struct agg_stats st;
+
+	(void)state;
+	assert_non_null(a);
+	e.has_ref = 1;
+	e.ref_hash = 99;
+	for (int k = 0; k < AGG_REACH_KEYS + 2; k++) {
+		struct agg_batch b = reach_batch(100 + k);
+
+		assert_int_equal(agg_add(a, &e, 1, (uint64_t)k + 1, &b), 0);
+	}
+	agg_get_stats(a, &st);
+	assert_int_equal(st.sketches, AGG_REACH_KEYS);
+	assert_int_equal(st.reach_adds, AGG_REACH_KEYS);
+	assert_int_equal(st.reach_dropped, 2);
+	assert_int_equal(agg_keys(a), 1);
+	agg_free(a);
+}
+
 int
 main(void)
 {
@@ -1003,6 +1149,10 @@ main(void)
 		cmocka_unit_test(test_late_hours_are_remembered_across_both_buffers),
 		cmocka_unit_test(test_free_with_a_table_still_frozen_leaks_nothing),
 		cmocka_unit_test(test_add_is_all_or_nothing_when_an_allocation_fails),
+		cmocka_unit_test(
+		    test_citizen_hashes_go_to_their_day_kecamatan_channel_and_key),
+		cmocka_unit_test(
+		    test_hashes_of_too_many_keys_are_dropped_and_counted),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -249,7 +249,7 @@ test_batch_decodes_and_every_event_is_accepted(void **state)
 	Kanal__V1__EventBatch *eb;
 
 	(void)state;
-	assert_int_equal(lg_batch_build(&b, 7, 3, 5000, NOW), 0);
+	assert_int_equal(lg_batch_build(&b, 7, 3, 5000, NOW, 0), 0);
 	assert_int_equal(b.nevents, 5000);
 	assert_int_equal(b.id_off, 2);	/* field 1 first, one length byte */
 	eb = kanal__v1__event_batch__unpack(NULL, b.len, b.buf);
@@ -290,7 +290,7 @@ test_set_id_patches_only_the_batch_id(void **state)
 	uint8_t *copy;
 
 	(void)state;
-	assert_int_equal(lg_batch_build(&b, 1, 0, 100, NOW), 0);
+	assert_int_equal(lg_batch_build(&b, 1, 0, 100, NOW, 0), 0);
 	copy = malloc(b.len);
 	assert_non_null(copy);
 	memcpy(copy, b.buf, b.len);
@@ -312,11 +312,11 @@ test_set_id_patches_only_the_batch_id(void **state)
 	kanal__v1__event_batch__free_unpacked(after, NULL);
 
 	/* The same seed and index make the same bytes; another index not. */
-	assert_int_equal(lg_batch_build(&again, 1, 0, 100, NOW), 0);
+	assert_int_equal(lg_batch_build(&again, 1, 0, 100, NOW, 0), 0);
 	assert_int_equal(again.len, b.len);
 	assert_memory_equal(again.buf, copy, b.len);
 	lg_batch_clear(&again);
-	assert_int_equal(lg_batch_build(&again, 1, 1, 100, NOW), 0);
+	assert_int_equal(lg_batch_build(&again, 1, 1, 100, NOW, 0), 0);
 	assert_true(again.len != b.len ||
 	    memcmp(again.buf, copy, b.len) != 0);
 	lg_batch_clear(&again);

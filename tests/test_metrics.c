@@ -190,6 +190,14 @@ known_snapshot(void)
 	s.flush.partitions_created = 3;
 	s.flush.partitions_dropped = 2;
 	s.flush.default_rows = 0;
+	s.flush.reach_state = 2;	/* REACHDB_ACTIVE */
+	s.flush.reach_rows = 77;
+	s.flush.reach_dropped = 3;
+	s.agg.sketches = 12;
+	s.agg.sketch_bytes = 40960;
+	s.agg.reach_adds = 5000;
+	s.agg.reach_dropped = 1;
+	s.reach_on = 1;
 	s.flush.maintenance_errors = 1;
 	histogram_observe(&s.flush.duration_us, 250000);
 	histogram_observe(&s.flush.duration_us, 180000);
@@ -371,7 +379,7 @@ test_every_family_has_help_and_type_and_counters_end_in_total(void **state)
 		if (strncmp(line, last_help, strlen(last_help)) != 0)
 			fail_msg("sample outside its family: %s", line);
 	}
-	assert_int_equal(families, 36);
+	assert_int_equal(families, 43);
 	free(text);
 }
 

@@ -1509,21 +1509,24 @@ test_migrations_run_as_the_owner(void **state)
 	    "n.nspname = 'kanal' AND r.rolname NOT IN ('kanal_ingest', "
 	    "'kanal_analyst')"), 1);
 	/*
-	 * Only the two partition functions of 007 run with the owner's
-	 * rights: each with a fixed search_path, and callable by kanal_ingest
-	 * alone (not PUBLIC, not the analyst).
+	 * Only the two partition functions of 007 and reach_key_use of 010
+	 * (when the server has hll) run with the owner's rights: each with a
+	 * fixed search_path, and callable by kanal_ingest alone (not PUBLIC,
+	 * not the analyst).
 	 */
 	assert_int_equal(scalar_long(roles_db.conn, "SELECT count(*) FROM "
 	    "pg_proc WHERE pronamespace = 'kanal'::regnamespace AND "
 	    "prosecdef AND proname NOT IN ('hourly_partitions_ensure', "
-	    "'hourly_retention_apply')"), 0);
+	    "'hourly_retention_apply', 'reach_key_use')"), 0);
 	assert_int_equal(scalar_long(roles_db.conn, "SELECT count(*) FROM "
 	    "pg_proc WHERE pronamespace = 'kanal'::regnamespace AND "
 	    "prosecdef AND 'search_path=pg_catalog, pg_temp' = ANY (proconfig) "
 	    "AND has_function_privilege('kanal_ingest', oid, 'EXECUTE') "
 	    "AND NOT has_function_privilege('kanal_analyst', oid, 'EXECUTE') "
 	    "AND NOT EXISTS (SELECT 1 FROM aclexplode(proacl) a "
-	    "WHERE a.grantee = 0)"), 2);
+	    "WHERE a.grantee = 0)"), 2 + scalar_long(roles_db.conn,
+	    "SELECT count(*) FROM pg_proc WHERE oid = "
+	    "to_regprocedure('kanal.reach_key_use(bigint)')"));
 }
 
 /* ----------------------------------------------------------------- main */

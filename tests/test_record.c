@@ -15,7 +15,9 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "agg.h"
 #include "record.h"
+#include "wal.h"
 
 /* 64 characters: the longest service code. */
 #define SERVICE64 \
@@ -345,6 +347,114 @@ test_an_accepted_count_beyond_the_bytes_is_refused_by_the_header(void **state)
 	free(p);
 }
 
+/* ---------------------------------------------------------------- reach */
+
+/*
+ * A batch with a reach key: the header carries the key id, and each event
+ * with a citizen hash carries the hash (and only it: no citizen_ref field
+ * exists in the record). Events without one stay as before.
+ */
+static void
+test_round_trip_of_citizen_hashes(void **state)
+{
+	struct record_batch b = batch("dukcapil", "b-1", 3, 0), got;
+	struct agg_event ev[3], e;
+	size_t len, off;
+	uint8_t *p;
+
+	(void)state;
+	b.has_reach = 1;
+	b.reach_key_id = INT64_MIN + 5;
+	ev[0] = event("a", "32.73.01", 1, 1, 1);
+	ev[0].has_ref = 1;
+	ev[0].ref_hash = UINT64_MAX;
+	ev[1] = event("a", "32.73.01", 6, 1, 0);
+	ev[2] = event("b", "32.73", 2, 0, 0);
+	ev[2].has_ref = 1;
+	ev[2].ref_hash = 0x0123456789abcdefULL;
+	p = encode(&b, ev, 3, &len);
+	/* Header +8 for the key id; +8 per hash. */
+	assert_int_equal(len, record_batch_size(&(struct record_batch){
+	    .source_len = b.source_len, .batch_id_len = b.batch_id_len }, ev, 3)
+	    + 8 + 16);
+	assert_int_equal(record_batch_decode(p, len, &got, &off), 0);
+	assert_true(got.has_reach);
+	assert_true(got.reach_key_id == INT64_MIN + 5);
+	assert_int_equal(got.source_len, strlen("dukcapil"));
+	for (int i = 0; i < 3; i++) {
+		assert_int_equal(record_event_next(p, len, &off, &e), 0);
+		assert_int_equal(e.has_ref, ev[i].has_ref);
+		assert_true(e.ref_hash == ev[i].ref_hash);
+		assert_int_equal(e.assisted, ev[i].assisted);
+		assert_int_equal(e.channel, ev[i].channel);
+	}
+	assert_int_equal(off, len);
+	assert_every_truncation_fails(p, len);
+	free(p);
+}
+
+/*
+ * Without a reach key in the header, events never carry hashes: has_ref
+ * set by a caller is not written, and the bytes are those of a record
+ * made before reach existed (older WAL files replay unchanged).
+ */
+static void
+test_no_reach_key_writes_the_old_layout(void **state)
+{
+	struct record_batch b = batch("dukcapil", "b-1", 1, 0), got;
+	struct agg_event ev = event("a", "32.73.01", 1, 1, 1), plain = ev, e;
+	size_t len, len2, off;
+	uint8_t *p, *q;
+
+	(void)state;
+	ev.has_ref = 1;
+	ev.ref_hash = 42;
+	p = encode(&b, &ev, 1, &len);
+	q = encode(&b, &plain, 1, &len2);
+	assert_int_equal(len, len2);
+	assert_memory_equal(p, q, len);
+	assert_int_equal(record_batch_decode(p, len, &got, &off), 0);
+	assert_false(got.has_reach);
+	assert_int_equal(record_event_next(p, len, &off, &e), 0);
+	assert_false(e.has_ref);
+	free(p);
+	free(q);
+}
+
+/* A hash flag on an event of a record without a reach key is refused by
+ * record_apply (the WAL's CRC passed: such a record was written wrong). */
+static void
+test_a_hash_without_a_reach_key_is_refused(void **state)
+{
+	struct record_batch b = batch("dukcapil", "b-1", 1, 0);
+	struct agg_event ev = event("a", "32.73.01", 1, 1, 0);
+	struct wal_record rec;
+	struct agg_event *scratch = NULL;
+	size_t len, cap = 0;
+	struct agg *a = agg_new();
+	uint8_t *p, *q;
+
+	(void)state;
+	assert_non_null(a);
+	p = encode(&b, &ev, 1, &len);
+	/* Set the flag by hand and add the 8 bytes it promises. */
+	q = malloc(len + 8);
+	assert_non_null(q);
+	memcpy(q, p, len);
+	memset(q + len, 0xab, 8);
+	q[8 + 1 + b.source_len + 1 + b.batch_id_len + 8 + 14] |= 0x02;
+	memset(&rec, 0, sizeof(rec));
+	rec.type = RECORD_TYPE_BATCH;
+	rec.payload = q;
+	rec.len = len + 8;
+	assert_int_equal(record_apply(a, &rec, &scratch, &cap), -1);
+	assert_int_equal(agg_keys(a), 0);
+	free(scratch);
+	free(p);
+	free(q);
+	agg_free(a);
+}
+
 /* ------------------------------------------------------------------ main */
 
 int
@@ -362,6 +472,9 @@ main(void)
 		cmocka_unit_test(test_corrupted_fields_are_refused),
 		cmocka_unit_test(
 		    test_an_accepted_count_beyond_the_bytes_is_refused_by_the_header),
+		cmocka_unit_test(test_round_trip_of_citizen_hashes),
+		cmocka_unit_test(test_no_reach_key_writes_the_old_layout),
+		cmocka_unit_test(test_a_hash_without_a_reach_key_is_refused),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

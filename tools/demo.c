@@ -168,7 +168,7 @@ pick_time(struct demo_gen *g, int digital)
 
 void
 demo_gen_event(struct demo_gen *g, Kanal__V1__ServiceEvent *ev,
-    uint8_t id[16])
+    uint8_t id[DEMO_EVENT_BYTES])
 {
 	const struct demo_catalog *cat = g->cat;
 	size_t si = 0, ri;
@@ -224,6 +224,17 @@ demo_gen_event(struct demo_gen *g, Kanal__V1__ServiceEvent *ev,
 	memcpy(id + 8, &r2, 8);
 	ev->event_id.data = id;
 	ev->event_id.len = 16;
+	{
+		/* Residents 0..13,999 digital, 8,000..19,999 manual. */
+		uint64_t who = digital ? rng_next(&g->s) % 14000 :
+		    8000 + rng_next(&g->s) % 12000;
+		uint64_t ref = (uint64_t)ri << 32 | who;
+
+		for (int i = 0; i < 8; i++)
+			id[16 + i] = (uint8_t)(ref >> (8 * i));
+		ev->citizen_ref.data = id + 16;
+		ev->citizen_ref.len = 8;
+	}
 }
 
 /* -------------------------------------------------------------- catalogue */
@@ -329,7 +340,7 @@ demo_run(const struct demo_config *cfg, FILE *progress)
 	struct demo_gen *g = NULL;
 	struct httpc *c = NULL;
 	Kanal__V1__ServiceEvent evs[BATCH], *evp[BATCH];
-	uint8_t ids[BATCH][16];
+	uint8_t ids[BATCH][DEMO_EVENT_BYTES];
 	Kanal__V1__EventBatch batch = KANAL__V1__EVENT_BATCH__INIT;
 	uint64_t total = demo_total(cfg->per_day, cfg->days), sent = 0;
 	uint64_t accepted = 0, rejected = 0, failed = 0, nbatch = 0;

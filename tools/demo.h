@@ -45,11 +45,16 @@ struct demo_gen *demo_gen_new(const struct demo_catalog *catalog,
     uint64_t seed, int64_t now_ms, int days);
 void demo_gen_free(struct demo_gen *g);
 /*
- * Fills ev with the next event; its strings point into the catalogue and
- * its event_id into id (16 bytes, the caller's). Can't fail.
+ * Fills ev with the next event; its strings point into the catalogue, its
+ * event_id (16 bytes) and citizen_ref (8) into id, the caller's. The
+ * citizen_ref is one of 20,000 pseudonymous residents per region: those
+ * of the first 70% of a region's numbers use digital channels, those from
+ * 40% on manual ones, so 40% are digital only, 30% manual only and 30%
+ * use both. Can't fail.
  */
+#define DEMO_EVENT_BYTES 24
 void demo_gen_event(struct demo_gen *g, Kanal__V1__ServiceEvent *ev,
-    uint8_t id[16]);
+    uint8_t id[DEMO_EVENT_BYTES]);
 /* About how many events demo_run sends for these settings. */
 uint64_t demo_total(uint64_t per_day, int days);
 

@@ -9,11 +9,13 @@
  *   kanalctl wal        check, repair and dump a write-ahead log
  *   kanalctl report     a month's indicators as a table and an HTML page
  *   kanalctl retention  hourly partitions ahead, old hourly months dropped
+ *   kanalctl reach      make or check the city's reach key
  *
  * Each subcommand has --help. Exit status: 0 success, 1 failure (for wal
  * check: damage found; for report: no events that month), 2 usage error,
- * 3 (send) the batch was answered but some events were rejected, 4 (wal
- * adopt) the collector is alive or already retired.
+ * 3 (send) the batch was answered but some events were rejected, (migrate
+ * --status) a migration is pending, 4 (wal adopt) the collector is alive
+ * or already retired.
  */
 #include <errno.h>
 #include <limits.h>
@@ -30,6 +32,7 @@
 #include "httpc.h"
 #include "migrate.h"
 #include "opts.h"
+#include "reach.h"
 #include "report.h"
 #include "retention.h"
 #include "sendfile.h"
@@ -70,21 +73,31 @@ static int
 cmd_migrate(int argc, char **argv)
 {
 	const char *pg = "", *dir = NULL;
+	int status = 0;
 	const struct opt o[] = {
 		{ "pg", "CONNINFO", "database to migrate, as its owner "
 		  "(default: libpq's PG* environment)", &pg, NULL },
 		{ "schema-dir", "DIR", "migrations (default: $KANAL_SCHEMA_DIR, "
 		  "else " KANAL_SCHEMA_INSTALL_DIR ")", &dir, NULL },
+		{ "status", NULL, "change nothing: list each migration as "
+		  "applied, pending or held back (exit 0: current, 3: "
+		  "something pending)", NULL, &status },
 		{ NULL, NULL, NULL, NULL, NULL },
 	};
-	const char *syn = "kanalctl migrate [--pg CONNINFO] [--schema-dir DIR]";
+	const char *syn = "kanalctl migrate [--pg CONNINFO] [--schema-dir DIR] "
+	    "[--status]";
 	PGconn *conn;
-	char err[1024];
+	char err[2048];
 	int r;
 
 	r = opts_parse("kanalctl", argc, argv, o, syn, "Applies the pending numbered "
 	    "migrations, each in its own transaction, and records them with "
-	    "a checksum\nin kanal.schema_migrations. Safe to run again.");
+	    "a checksum\nin kanal.schema_migrations. Safe to run again.\n"
+	    "A migration that needs a PostgreSQL extension the server lacks "
+	    "(010_reach.sql:\nhll, Debian package postgresql-NN-hll) is held "
+	    "back with the ones after it:\nthe others are applied, a message "
+	    "says what to install, and the exit status\nis 0 (kanald runs "
+	    "without what it adds). Run migrate again once it is installed.");
 	if (r != 0)
 		return r > 0 ? 0 : EXIT_USAGE;
 	if (dir == NULL)
@@ -96,12 +109,69 @@ cmd_migrate(int argc, char **argv)
 		PQfinish(conn);
 		return 1;
 	}
+	if (status) {
+		r = migrate_status(conn, dir, stdout, err, sizeof(err));
+		PQfinish(conn);
+		if (r == -1)
+			fprintf(stderr, "kanalctl migrate: %s\n", err);
+		return r == -1 ? 1 : r == 1 ? 3 : 0;
+	}
 	r = migrate_apply(conn, dir, stdout, err, sizeof(err));
 	PQfinish(conn);
-	if (r == -1) {
+	if (r != 0)
 		fprintf(stderr, "kanalctl migrate: %s\n", err);
+	/* 1: held back by a missing extension, said on stderr; not a failure. */
+	return r == -1 ? 1 : 0;
+}
+
+/* --------------------------------------------------------------- reach */
+
+static int
+cmd_reach(int argc, char **argv)
+{
+	const char *syn = "kanalctl reach keygen FILE | kanalctl reach check FILE";
+	struct reach_key key;
+	char err[512];
+
+	if (argc == 2 && (strcmp(argv[1], "-h") == 0 ||
+	    strcmp(argv[1], "--help") == 0)) {
+		printf("usage: %s\n\n"
+		    "keygen  makes the city's reach key: 32 random bytes in a "
+		    "new FILE, mode 0600\n"
+		    "        (it is never overwritten). Run it as kanald's user, "
+		    "or chown the file\n"
+		    "        to that user; set reach-key-file = FILE in every "
+		    "kanald of the city,\n"
+		    "        all with the same file. Keep a copy offline: a "
+		    "lost key cannot be\n"
+		    "        made again, and sketches of a new key never merge "
+		    "with the old.\n"
+		    "check   checks FILE as kanald does at start (size, mode, "
+		    "owner) and prints\n"
+		    "        its key_id, the fingerprint kanal.reach_key stores "
+		    "(not the key).\n\n"
+		    "Rotation: docs/operations.md, \"Rotating the reach "
+		    "key\".\n"
+		    "Exit status: 0 done; 1 the file could not be made or is "
+		    "unusable; 2 usage.\n", syn);
+		return 0;
+	}
+	if (argc != 3 || (strcmp(argv[1], "keygen") != 0 &&
+	    strcmp(argv[1], "check") != 0)) {
+		fprintf(stderr, "usage: %s (see --help)\n", syn);
+		return EXIT_USAGE;
+	}
+	if (strcmp(argv[1], "keygen") == 0) {
+		if (reach_key_generate(argv[2], err, sizeof(err)) == -1) {
+			fprintf(stderr, "%s: %s\n", argv[2], err);
+			return 1;
+		}
+	}
+	if (reach_key_load(argv[2], &key, err, sizeof(err)) == -1) {
+		fprintf(stderr, "%s: %s\n", argv[2], err);
 		return 1;
 	}
+	printf("%s: key_id=%016llx\n", argv[2], (unsigned long long)key.id);
 	return 0;
 }
 
@@ -711,6 +781,7 @@ usage(FILE *out)
 	    "  wal         check, repair or dump kanald's write-ahead log\n"
 	    "  report      a month's indicators as a table and an HTML page\n"
 	    "  retention   make hourly partitions ahead, drop old hourly months\n"
+	    "  reach       make or check the city's reach key (distinct residents)\n"
 	    "  version     print the version\n"
 	    "\n"
 	    "kanalctl COMMAND --help describes each.\n");
@@ -747,6 +818,8 @@ main(int argc, char **argv)
 		return report_main(argc - 1, argv + 1);
 	if (strcmp(argv[1], "retention") == 0)
 		return retention_main(argc - 1, argv + 1);
+	if (strcmp(argv[1], "reach") == 0)
+		return cmd_reach(argc - 1, argv + 1);
 	fprintf(stderr, "kanalctl: unknown command \"%s\"\n", argv[1]);
 	usage(stderr);
 	return EXIT_USAGE;

@@ -91,6 +91,7 @@ struct config {
 	const char *token;
 	uint64_t connections, batch, rate, duration_s, max_batches, pool;
 	uint64_t seed;
+	uint64_t citizens;	/* residents of the citizen_refs; 0: none */
 	const char *verify_pg;
 	uint64_t verify_timeout_s;
 	int json;
@@ -803,6 +804,7 @@ parse_config(int argc, char **argv, struct config *cfg)
 	const char *conns_s = "1", *batch_s = "500", *rate_s = "0";
 	const char *duration_s = NULL, *max_s = "0", *pool_s = "64";
 	const char *seed_s = "1", *verify = NULL, *vtimeout_s = "60";
+	const char *citizens_s = "0";
 	int json = 0, allow_remote = 0, r;
 	const struct opt o[] = {
 		{ "url", "URL", "kanald's address, http:// only: no https "
@@ -824,6 +826,9 @@ parse_config(int argc, char **argv, struct config *cfg)
 		  "least --connections)", &pool_s, NULL },
 		{ "seed", "N", "random seed of the batch contents (default 1)",
 		  &seed_s, NULL },
+		{ "citizens", "N", "each event carries the citizen_ref of one "
+		  "of N residents, drawn uniformly (default 0: none); for "
+		  "kanald with a reach key", &citizens_s, NULL },
 		{ "verify-pg", "CONNINFO", "check that sum(events) in "
 		  "kanal.usage_hourly grows by exactly what was acknowledged",
 		  &verify, NULL },
@@ -869,10 +874,12 @@ parse_config(int argc, char **argv, struct config *cfg)
 	    parse_u64(max_s, 0, UINT64_MAX, &cfg->max_batches) == -1 ||
 	    parse_u64(pool_s, 1, 1000000, &cfg->pool) == -1 ||
 	    parse_u64(seed_s, 0, UINT64_MAX, &cfg->seed) == -1 ||
+	    parse_u64(citizens_s, 0, 10000000000ULL, &cfg->citizens) == -1 ||
 	    parse_u64(vtimeout_s, 1, 3600, &cfg->verify_timeout_s) == -1) {
 		fprintf(stderr, "kanal-loadgen: --duration is 1..%d, "
 		    "--connections 1..%d, --batch 1..100000, --rate 0.."
-		    "1000000000, --pool 1..1000000, --verify-timeout 1..3600; "
+		    "1000000000, --pool 1..1000000, --verify-timeout 1..3600, "
+		    "--citizens 0..10000000000; "
 		    "all whole numbers\n", MAX_DURATION_S, MAX_CONNECTIONS);
 		return -1;
 	}
@@ -967,7 +974,7 @@ main(int argc, char **argv)
 	now_ms = clock_wall_ms();
 	for (; built < (size_t)cfg.pool; built++)
 		if (lg_batch_build(&run.pool[built], cfg.seed, built,
-		    (uint32_t)cfg.batch, now_ms) == -1)
+		    (uint32_t)cfg.batch, now_ms, cfg.citizens) == -1)
 			goto nomem;
 	for (size_t i = 0; i < (size_t)cfg.connections; i++) {
 		struct worker *w = &run.workers[i];

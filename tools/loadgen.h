@@ -93,11 +93,13 @@ struct lg_batch {
  * Packs one batch of nevents events, generated deterministically from seed
  * and index, each occurred_at between 55 and 1 minutes before now_ms (so
  * kanald's default window, 7 days back, accepts them for any run under
- * 3600 s). The batch_id is a placeholder until lg_batch_set_id. Returns 0,
- * or -1 (ENOMEM) with b cleared.
+ * 3600 s). The batch_id is a placeholder until lg_batch_set_id. With
+ * citizens > 0 each event carries a citizen_ref "c-NNNNNNNNNN" of one of
+ * that many residents, drawn uniformly (a pseudonym, never a NIK); 0: no
+ * citizen_ref. Returns 0, or -1 (ENOMEM) with b cleared.
  */
 int lg_batch_build(struct lg_batch *b, uint64_t seed, uint64_t index,
-    uint32_t nevents, int64_t now_ms);
+    uint32_t nevents, int64_t now_ms, uint64_t citizens);
 /* Rewrites the batch_id in place (lg_batch_id). Can't fail. */
 void lg_batch_set_id(struct lg_batch *b, uint64_t run, uint64_t seq);
 /* Frees buf; b can be built again. A cleared batch may be cleared again. */

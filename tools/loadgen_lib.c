@@ -367,12 +367,13 @@ gen_event(uint64_t *s, Kanal__V1__ServiceEvent *ev, uint8_t id[16],
 
 int
 lg_batch_build(struct lg_batch *b, uint64_t seed, uint64_t index,
-    uint32_t nevents, int64_t now_ms)
+    uint32_t nevents, int64_t now_ms, uint64_t citizens)
 {
 	char placeholder[LG_BATCH_ID_LEN + 1];
 	Kanal__V1__EventBatch batch = KANAL__V1__EVENT_BATCH__INIT;
 	Kanal__V1__ServiceEvent *evs = NULL, **evp = NULL;
 	uint8_t (*ids)[16] = NULL;
+	char (*refs)[24] = NULL;
 	uint64_t s = seed ^ (index * 0xd1b54a32d192ed03ULL);
 	const uint8_t *at;
 	int rc = -1;
@@ -382,10 +383,17 @@ lg_batch_build(struct lg_batch *b, uint64_t seed, uint64_t index,
 	evs = calloc(nevents ? nevents : 1, sizeof(*evs));
 	evp = calloc(nevents ? nevents : 1, sizeof(*evp));
 	ids = calloc(nevents ? nevents : 1, sizeof(*ids));
-	if (evs == NULL || evp == NULL || ids == NULL)
+	refs = calloc(citizens > 0 && nevents ? nevents : 1, sizeof(*refs));
+	if (evs == NULL || evp == NULL || ids == NULL || refs == NULL)
 		goto out;
 	for (uint32_t i = 0; i < nevents; i++) {
 		gen_event(&s, &evs[i], ids[i], now_ms);
+		if (citizens > 0) {
+			snprintf(refs[i], sizeof(refs[i]), "c-%010llu",
+			    (unsigned long long)(rng_next(&s) % citizens));
+			evs[i].citizen_ref.data = (uint8_t *)refs[i];
+			evs[i].citizen_ref.len = strlen(refs[i]);
+		}
 		evp[i] = &evs[i];
 	}
 	lg_batch_id(placeholder, 0, 0);
@@ -416,6 +424,7 @@ out:
 	free(evs);
 	free(evp);
 	free(ids);
+	free(refs);
 	if (rc == -1)
 		lg_batch_clear(b);
 	else

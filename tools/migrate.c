@@ -14,6 +14,22 @@
  *   4. Each pending file runs in its own transaction together with the
  *      INSERT that records it, so a migration is applied and recorded, or
  *      neither. Files must not contain BEGIN/COMMIT.
+ *   5. A file whose leading comment block has a line
+ *      "-- requires-extension: NAME" is applied only when the server has
+ *      that extension (pg_available_extensions). When it does not, migrate
+ *      applies the files before it, none from it on (the sequence stays
+ *      linear), says which package to install and returns 1: the database
+ *      works without what that file adds (kanald runs with reach off
+ *      without 010), so `kanalctl migrate` exits 0 and a service that
+ *      migrates before it starts still starts. A CREATE EXTENSION refused
+ *      for lack of privilege (42501) is an error like any failed file,
+ *      with the fix (a superuser creates the extension once) in the
+ *      message.
+ *
+ * KANAL_MIGRATE_EXTENSION_RENAME="hll=hll_not_installed[,a=b...]" is for
+ * tests only: migrate looks up the second name where a file requires the
+ * first, so the "missing extension" path runs against a real server that
+ * has it. Messages still name the file's extension and its package.
  */
 #include "migrate.h"
 
@@ -34,6 +50,8 @@
 /* A migration is DDL and seed data; anything larger is a mistake. */
 #define MIGRATE_MAX_BYTES (16 * 1024 * 1024)
 #define SHA256_HEX_LEN 64
+/* An extension name: NAMEDATALEN - 1. */
+#define EXT_NAME_MAX 63
 
 struct migration {
 	int version;
@@ -43,6 +61,7 @@ struct migration {
 	size_t len;
 	char checksum[SHA256_HEX_LEN + 1];
 	int applied;
+	char requires_ext[EXT_NAME_MAX + 1];	/* "": none */
 };
 
 struct migration_set {
@@ -129,6 +148,56 @@ sha256_hex(const char *data, size_t len, char hex[SHA256_HEX_LEN + 1])
 }
 
 /*
+ * Finds "-- requires-extension: NAME" among the file's leading comment
+ * lines (those starting with "--", before the first other line) into
+ * m->requires_ext. A malformed directive is an error: silently applying a
+ * file that needs an extension would fail later with a worse message.
+ */
+static int
+requires_parse(struct migration *m, char *err, size_t errlen)
+{
+	static const char tag[] = "-- requires-extension:";
+	const char *p = m->sql;
+
+	m->requires_ext[0] = '\0';
+	while (strncmp(p, "--", 2) == 0) {
+		const char *eol = strchr(p, '\n');
+		size_t n = eol != NULL ? (size_t)(eol - p) : strlen(p);
+
+		if (n >= sizeof(tag) - 1 && strncmp(p, tag, sizeof(tag) - 1)
+		    == 0) {
+			const char *v = p + sizeof(tag) - 1, *end = p + n;
+			size_t k = 0;
+
+			while (v < end && *v == ' ')
+				v++;
+			while (end > v && (end[-1] == ' ' || end[-1] == '\r'))
+				end--;
+			for (const char *c = v; c < end; c++)
+				if (!((*c >= 'a' && *c <= 'z') ||
+				    (*c >= '0' && *c <= '9') || *c == '_' ||
+				    *c == '-'))
+					k = EXT_NAME_MAX + 1;
+			if (k == 0)
+				k = (size_t)(end - v);
+			if (k == 0 || k > EXT_NAME_MAX) {
+				migrate_err(err, errlen, "%s: \"%.*s\": want "
+				    "\"-- requires-extension: NAME\" with an "
+				    "extension name ([a-z0-9_-])", m->path,
+				    (int)n, p);
+				return -1;
+			}
+			memcpy(m->requires_ext, v, k);
+			m->requires_ext[k] = '\0';
+		}
+		if (eol == NULL)
+			break;
+		p = eol + 1;
+	}
+	return 0;
+}
+
+/*
  * Read path whole into m->sql. The checksum covers the exact bytes, so no
  * newline or encoding normalisation happens here or anywhere else.
  */
@@ -193,7 +262,7 @@ file_load(struct migration *m, char *err, size_t errlen)
 	fclose(f);
 	m->sql = buf;
 	m->len = got;
-	return 0;
+	return requires_parse(m, err, errlen);
 fail:
 	free(buf);
 	fclose(f);
@@ -419,10 +488,13 @@ copy_abort(PGconn *conn, ExecStatusType st)
 	}
 }
 
-/* Run sql expecting success; 0 or -1 with err set. */
+/*
+ * Run sql expecting success; 0 or -1 with err set and, when state is not
+ * NULL, the SQLSTATE of the failure in it ("" when there is none).
+ */
 static int
-pg_run(PGconn *conn, const char *sql, const char *where,
-    const struct migration *m, char *err, size_t errlen)
+pg_run_state(PGconn *conn, const char *sql, const char *where,
+    const struct migration *m, char *err, size_t errlen, char state[6])
 {
 	PGresult *res = PQexec(conn, sql);
 	ExecStatusType st = res != NULL ? PQresultStatus(res) :
@@ -436,12 +508,25 @@ pg_run(PGconn *conn, const char *sql, const char *where,
 		return -1;
 	}
 	if (st != PGRES_COMMAND_OK && st != PGRES_TUPLES_OK) {
+		const char *code = res != NULL ?
+		    PQresultErrorField(res, PG_DIAG_SQLSTATE) : NULL;
+
+		if (state != NULL)
+			snprintf(state, 6, "%s", code != NULL ? code : "");
 		pg_err(conn, res, where, m, err, errlen);
 		PQclear(res);
 		return -1;
 	}
 	PQclear(res);
 	return 0;
+}
+
+/* Run sql expecting success; 0 or -1 with err set. */
+static int
+pg_run(PGconn *conn, const char *sql, const char *where,
+    const struct migration *m, char *err, size_t errlen)
+{
+	return pg_run_state(conn, sql, where, m, err, errlen, NULL);
 }
 
 /* Returns 1 when the lock was free and is now ours, 0 when it is held. */
@@ -575,6 +660,111 @@ elapsed_ms(const struct timespec *t0)
 	    (t1.tv_nsec - t0->tv_nsec) / 1000000L;
 }
 
+/* ----------------------------------------------------------- extensions */
+
+/*
+ * The name to look up for the extension a file requires: ext, unless
+ * KANAL_MIGRATE_EXTENSION_RENAME (tests only, see the top of this file)
+ * maps it to another. Written into buf.
+ */
+static const char *
+ext_lookup_name(const char *ext, char *buf, size_t len)
+{
+	const char *env = getenv("KANAL_MIGRATE_EXTENSION_RENAME");
+	size_t n = strlen(ext);
+
+	snprintf(buf, len, "%s", ext);
+	for (const char *p = env; p != NULL && *p != '\0';) {
+		const char *comma = strchr(p, ',');
+		size_t item = comma != NULL ? (size_t)(comma - p) : strlen(p);
+
+		if (item > n + 1 && strncmp(p, ext, n) == 0 && p[n] == '=') {
+			snprintf(buf, len, "%.*s", (int)(item - n - 1),
+			    p + n + 1);
+			break;
+		}
+		p = comma != NULL ? comma + 1 : NULL;
+	}
+	return buf;
+}
+
+/* 1 when the server can CREATE EXTENSION m's extension, 0 when not, -1. */
+static int
+ext_available(PGconn *conn, const struct migration *m, char *err,
+    size_t errlen)
+{
+	char name[EXT_NAME_MAX + 1];
+	const char *params[1];
+	PGresult *res;
+	int n;
+
+	params[0] = ext_lookup_name(m->requires_ext, name, sizeof(name));
+	res = PQexecParams(conn, "SELECT 1 FROM pg_available_extensions "
+	    "WHERE name = $1", 1, NULL, params, NULL, NULL, 0);
+	if (res == NULL || PQresultStatus(res) != PGRES_TUPLES_OK) {
+		pg_err(conn, res, "reading pg_available_extensions", NULL, err,
+		    errlen);
+		PQclear(res);
+		return -1;
+	}
+	n = PQntuples(res);
+	PQclear(res);
+	return n > 0;
+}
+
+/* The Debian package of extension ext for this server's major version. */
+static void
+ext_package(PGconn *conn, const char *ext, char *buf, size_t len)
+{
+	snprintf(buf, len, "postgresql-%d-%s", PQserverVersion(conn) / 10000,
+	    ext);
+}
+
+/*
+ * The message for a pending file held back by a missing extension, and
+ * the later files held back with it (after of them).
+ */
+static void
+held_message(PGconn *conn, const struct migration *m, size_t after,
+    char *err, size_t errlen)
+{
+	char pkg[128], also[96] = "";
+
+	ext_package(conn, m->requires_ext, pkg, sizeof(pkg));
+	if (after > 0)
+		snprintf(also, sizeof(also), " (and the %zu migration%s after "
+		    "it)", after, after == 1 ? "" : "s");
+	migrate_err(err, errlen, "%s%s needs the PostgreSQL extension \"%s\", "
+	    "which this server does not have: install the Debian package %s "
+	    "on the database server (the number is the server's major "
+	    "version, from server_version_num), then run kanalctl migrate "
+	    "again. Until then kanald runs with %s off; everything else is "
+	    "migrated.", m->file, also, m->requires_ext, pkg,
+	    strcmp(m->requires_ext, "hll") == 0 ? "reach" : "what it adds");
+}
+
+/*
+ * CREATE EXTENSION refused for lack of privilege: err (the server's
+ * error) gets the fix in front.
+ */
+static void
+privilege_hint(PGconn *conn, const struct migration *m, char *err,
+    size_t errlen)
+{
+	char pg_msg[1024];
+	const char *db = PQdb(conn);
+
+	snprintf(pg_msg, sizeof(pg_msg), "%s", err);
+	migrate_err(err, errlen, "%s needs the extension \"%s\", which only a "
+	    "superuser can create (it is not a trusted extension): a "
+	    "superuser must run CREATE EXTENSION %s; in database \"%s\" once "
+	    "(e.g. sudo -u postgres psql -d %s -c 'CREATE EXTENSION %s;'), "
+	    "then run kanalctl migrate again. Nothing of %s was applied. "
+	    "(%s)", m->file, m->requires_ext, m->requires_ext,
+	    db != NULL ? db : "?", db != NULL ? db : "DBNAME",
+	    m->requires_ext, m->file, pg_msg);
+}
+
 /* Apply one migration and record it, atomically. */
 static int
 migration_apply(PGconn *conn, const struct migration *m, FILE *out,
@@ -584,6 +774,7 @@ migration_apply(PGconn *conn, const struct migration *m, FILE *out,
 	char version[16];
 	const char *params[3];
 	struct timespec t0;
+	char state[6] = "";
 
 	clock_gettime(CLOCK_MONOTONIC, &t0);
 	/*
@@ -595,8 +786,12 @@ migration_apply(PGconn *conn, const struct migration *m, FILE *out,
 	    "SET LOCAL client_min_messages = warning", m->path, NULL, err,
 	    errlen) == -1)
 		return -1;
-	if (pg_run(conn, m->sql, m->path, m, err, errlen) == -1)
+	if (pg_run_state(conn, m->sql, m->path, m, err, errlen, state)
+	    == -1) {
+		if (m->requires_ext[0] != '\0' && strcmp(state, "42501") == 0)
+			privilege_hint(conn, m, err, errlen);
 		return -1;
+	}
 	if (PQtransactionStatus(conn) != PQTRANS_INTRANS) {
 		migrate_err(err, errlen, "%s ended the transaction itself: part "
 		    "of it may be committed and it is not recorded. Migration "
@@ -633,7 +828,8 @@ migrate_apply(PGconn *conn, const char *schema_dir, FILE *out, char *err,
     size_t errlen)
 {
 	struct migration_set set = { 0 };
-	size_t napplied = 0, nnew = 0;
+	size_t napplied = 0, nnew = 0, nheld = 0;
+	const struct migration *held = NULL;
 	int locked = 0;
 
 	if (err != NULL && errlen > 0)
@@ -672,6 +868,17 @@ migrate_apply(PGconn *conn, const char *schema_dir, FILE *out, char *err,
 	for (size_t i = 0; i < set.n; i++) {
 		if (set.m[i].applied)
 			continue;
+		if (set.m[i].requires_ext[0] != '\0') {
+			int av = ext_available(conn, &set.m[i], err, errlen);
+
+			if (av == -1)
+				goto fail;
+			if (av == 0) {
+				held = &set.m[i];
+				nheld = set.n - i;
+				break;
+			}
+		}
 		if (migration_apply(conn, &set.m[i], out, err, errlen) == -1)
 			goto fail;
 		nnew++;
@@ -681,12 +888,18 @@ migrate_apply(PGconn *conn, const char *schema_dir, FILE *out, char *err,
 		goto fail;
 	locked = 0;
 	if (out != NULL) {
-		fprintf(out, "%zu migration%s applied, %zu already current\n",
+		fprintf(out, "%zu migration%s applied, %zu already current",
 		    nnew, nnew == 1 ? "" : "s", napplied);
+		if (held != NULL)
+			fprintf(out, ", %zu held back (%s needs the extension "
+			    "\"%s\")", nheld, held->file, held->requires_ext);
+		fputc('\n', out);
 		fflush(out);
 	}
+	if (held != NULL)
+		held_message(conn, held, nheld - 1, err, errlen);
 	set_free(&set);
-	return 0;
+	return held != NULL ? 1 : 0;
 fail:
 	/*
 	 * Leave the session as we found it: no open transaction, no lock. If
@@ -703,4 +916,81 @@ fail:
 	}
 	set_free(&set);
 	return -1;
+}
+
+int
+migrate_status(PGconn *conn, const char *schema_dir, FILE *out, char *err,
+    size_t errlen)
+{
+	struct migration_set set = { 0 };
+	size_t napplied = 0, npending = 0;
+	const struct migration *held = NULL;
+	PGresult *res;
+	int have_table, rc = -1;
+
+	if (err != NULL && errlen > 0)
+		err[0] = '\0';
+	if (conn == NULL || schema_dir == NULL || out == NULL) {
+		migrate_err(err, errlen, "migrate_status: no connection, "
+		    "schema directory or output");
+		return -1;
+	}
+	if (set_load(&set, schema_dir, out, err, errlen) == -1)
+		return -1;
+	res = PQexec(conn, "SELECT to_regclass('kanal.schema_migrations') "
+	    "IS NOT NULL");
+	if (res == NULL || PQresultStatus(res) != PGRES_TUPLES_OK) {
+		pg_err(conn, res, "looking for kanal.schema_migrations", NULL,
+		    err, errlen);
+		PQclear(res);
+		goto out;
+	}
+	have_table = PQgetvalue(res, 0, 0)[0] == 't';
+	PQclear(res);
+	if (have_table && history_check(conn, schema_dir, &set, &napplied,
+	    err, errlen) == -1)
+		goto out;
+	for (size_t i = 0; i < set.n; i++) {
+		const struct migration *m = &set.m[i];
+
+		if (m->applied) {
+			fprintf(out, "%-32s applied\n", m->file);
+			continue;
+		}
+		npending++;
+		if (held == NULL && m->requires_ext[0] != '\0') {
+			int av = ext_available(conn, m, err, errlen);
+
+			if (av == -1)
+				goto out;
+			if (av == 0)
+				held = m;
+		}
+		if (held == m) {
+			char pkg[128];
+
+			ext_package(conn, m->requires_ext, pkg, sizeof(pkg));
+			fprintf(out, "%-32s pending, held back: needs the "
+			    "extension \"%s\", which this server does not have "
+			    "(Debian package %s)\n", m->file, m->requires_ext,
+			    pkg);
+		} else if (held != NULL)
+			fprintf(out, "%-32s pending, held back behind %s\n",
+			    m->file, held->file);
+		else
+			fprintf(out, "%-32s pending%s%s%s\n", m->file,
+			    m->requires_ext[0] != '\0' ? " (needs the extension "
+			    "\"" : "", m->requires_ext,
+			    m->requires_ext[0] != '\0' ? "\", available)" : "");
+	}
+	fprintf(out, "%zu applied, %zu pending", napplied, npending);
+	if (held != NULL)
+		fprintf(out, " (from %s on held back until the extension \"%s\" "
+		    "is installed)", held->file, held->requires_ext);
+	fputc('\n', out);
+	fflush(out);
+	rc = npending > 0 ? 1 : 0;
+out:
+	set_free(&set);
+	return rc;
 }

@@ -33,12 +33,38 @@
  * out (may be NULL) gets one line per applied migration and a summary
  * ("2 migrations applied, 1 already current").
  *
- * Returns 0 when the database is current. On error returns -1 with a
- * message in err (always NUL-terminated when errlen > 0) naming the file
- * and the PostgreSQL error; migrations applied before the failing one stay
- * applied, the failing one is rolled back entirely.
+ * A file whose leading comment lines hold "-- requires-extension: NAME"
+ * is applied only when the server has that extension
+ * (pg_available_extensions). When it does not, the files before it are
+ * applied, none from it on, and 1 is returned with the message for the
+ * operator in err: which extension, which Debian package
+ * (postgresql-MAJOR-NAME) to install, that migrate is to be run again.
+ * The summary on out then ends ", N held back (FILE needs the extension
+ * "NAME")". (KANAL_MIGRATE_EXTENSION_RENAME, for tests only, is described
+ * in migrate.c.)
+ *
+ * Returns 0 when the database is current; 1 when it is current up to a
+ * file held back by a missing extension (err says what to do). On error
+ * returns -1 with a message in err (always NUL-terminated when errlen > 0)
+ * naming the file and the PostgreSQL error; migrations applied before the
+ * failing one stay applied, the failing one is rolled back entirely. A
+ * CREATE EXTENSION refused for lack of privilege (SQLSTATE 42501) is such
+ * an error, and err says that a superuser must create the extension once.
  */
 int migrate_apply(PGconn *conn, const char *schema_dir, FILE *out,
+    char *err, size_t errlen);
+
+/*
+ * Prints to out one line per migration file, "applied", "pending" or
+ * "pending, held back" (with the missing extension and its package), and
+ * a summary line; changes nothing in the database (no lock, no bootstrap:
+ * a database never migrated has every file pending). A history that
+ * migrate_apply would refuse is an error here too.
+ *
+ * Returns 0 when nothing is pending, 1 when something is, -1 on error
+ * (err).
+ */
+int migrate_status(PGconn *conn, const char *schema_dir, FILE *out,
     char *err, size_t errlen);
 
 /*

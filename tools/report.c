@@ -19,8 +19,13 @@
  * and region names) is HTML-escaped in the page, and its control
  * characters are replaced on the terminal.
  *
+ * Residents reached come as published: the view's rounded, suppressed
+ * figures of the newest key of each month (see "reach" below); a change
+ * is the difference of the figures as shown, and a figure the view hides
+ * (under 10) is shown as "< 10" with no change.
+ *
  * The text output keeps to 100 columns: the first column of a table is
- * cut (with an ellipsis) to what the numbers leave.
+ * cut (with an ellipsis) to what the numbers leave, and notes are wrapped.
  */
 #include "report.h"
 
@@ -183,6 +188,14 @@ fmt_count_change(char *buf, size_t len, int64_t v, int64_t pv, int has_prev)
 		report_fmt_count(buf + 1, len - 1, v - pv);
 	} else
 		report_fmt_count(buf, len, v - pv);
+}
+
+static void
+report_html_escape_char(FILE *out, char c)
+{
+	char s[2] = { c, '\0' };
+
+	report_html_escape(out, s);
 }
 
 void
@@ -484,6 +497,386 @@ by_take_up(const void *a, const void *b)
 	return by_manual(a, b);
 }
 
+/* ---------------------------------------------------------------- reach */
+
+/*
+ * Distinct residents reached (schema/010_reach.sql), from
+ * kanal.published_reach_monthly: the scope's city row (service_code NULL,
+ * kecamatan_code NULL) or kecamatan row, and for a city its kecamatan
+ * rows. Sketches are kept per city key and per kecamatan, so a scope of
+ * several cities or a desa is not measured. A month written by two keys
+ * has a row per key, neither the whole month: the newest key's row
+ * (highest key_first_used) is shown and the split is said.
+ */
+#define NOT_SHOWN (-1)		/* NULL in the view: suppressed, under 10 */
+
+struct reach_month {
+	int has, suppressed, nkeys;
+	int64_t any, digital;		/* NOT_SHOWN when NULL */
+	double share, se_share, rse;	/* < 0 when NULL */
+	char since[16];			/* the key's first use, WIB date */
+};
+
+struct reach_row {
+	char *kec;			/* "": the scope's own row */
+	char *name;
+	struct reach_month cur, prev;
+};
+
+struct reach {
+	int measured;
+	char reason[512];		/* why not */
+	struct reach_row total;
+	struct reach_row *kec;		/* for a city: its kecamatan */
+	size_t nkec;
+};
+
+static const char q_reach_exists[] =
+	"SELECT to_regclass('kanal.published_reach_monthly') IS NOT NULL";
+
+/* The cities with sketches in $1's month or the one before, under $2. */
+static const char q_reach_cities[] =
+	"SELECT DISTINCT substring(s.region_code FROM "
+	"'^([0-9]+[.][0-9]+)([.]|$)')"
+	"  FROM kanal.reach_monthly_sketch s"
+	" WHERE s.month IN ($1::date, ($1::date - interval '1 month')::date)"
+	"   AND ($2::text IS NULL OR s.region_code LIKE $2::text || '.%')"
+	"   AND s.region_code ~ '^[0-9]+[.][0-9]+([.]|$)'"
+	" ORDER BY 1";
+
+/*
+ * $1 the month, $2 the city, $3 NULL (the city and its kecamatan) or one
+ * kecamatan. Each month's rows of its newest key, with how many keys the
+ * month has (the dense ranks up and down add to their count plus one).
+ */
+static const char q_reach[] =
+	"SELECT p.month = $1::date, coalesce(p.kecamatan_code, ''),"
+	"       coalesce(p.kecamatan_name, p.kecamatan_code, ''),"
+	"       p.suppressed, p.residents_any, p.residents_digital,"
+	"       p.digital_only_share, p.se_digital_only_share,"
+	"       p.relative_standard_error, p.nkeys,"
+	"       to_char(p.key_first_used AT TIME ZONE 'Asia/Jakarta',"
+	"               'YYYY-MM-DD')"
+	"  FROM (SELECT r.*, dense_rank() OVER newest AS rank,"
+	"               dense_rank() OVER newest + dense_rank() OVER oldest - 1"
+	"                 AS nkeys"
+	"          FROM kanal.published_reach_monthly r"
+	"         WHERE r.month IN ($1::date,"
+	"                           ($1::date - interval '1 month')::date)"
+	"           AND r.city_code = $2::text AND r.service_code IS NULL"
+	"           AND ($3::text IS NULL OR r.kecamatan_code = $3::text)"
+	"        WINDOW newest AS (PARTITION BY r.month"
+	"                          ORDER BY r.key_first_used DESC, r.key_id DESC),"
+	"               oldest AS (PARTITION BY r.month"
+	"                          ORDER BY r.key_first_used, r.key_id)) p"
+	" WHERE p.rank = 1"
+	" ORDER BY 2, 1";
+
+static void
+reach_free(struct reach *rc)
+{
+	free(rc->total.kec);
+	free(rc->total.name);
+	for (size_t i = 0; i < rc->nkec; i++) {
+		free(rc->kec[i].kec);
+		free(rc->kec[i].name);
+	}
+	free(rc->kec);
+	memset(rc, 0, sizeof(*rc));
+}
+
+static int64_t
+i64_or(PGresult *res, int i, int col)
+{
+	return PQgetisnull(res, i, col) ? NOT_SHOWN :
+	    strtoll(PQgetvalue(res, i, col), NULL, 10);
+}
+
+static double
+dbl_or(PGresult *res, int i, int col)
+{
+	return PQgetisnull(res, i, col) ? -1.0 :
+	    strtod(PQgetvalue(res, i, col), NULL);
+}
+
+/* One query, with up to three parameters; NULL on failure (err). */
+static PGresult *
+reach_exec(PGconn *conn, const char *sql, int n, const char *p1,
+    const char *p2, const char *p3, char *err, size_t errlen)
+{
+	const char *params[3] = { p1, p2, p3 };
+	PGresult *res = PQexecParams(conn, sql, n, NULL, params, NULL, NULL,
+	    0);
+
+	if (PQresultStatus(res) != PGRES_TUPLES_OK) {
+		snprintf(err, errlen, "query failed: %s",
+		    PQresultErrorMessage(res));
+		PQclear(res);
+		return NULL;
+	}
+	return res;
+}
+
+/*
+ * Fills rc for the month (its first day) and region (NULL: all). Not
+ * being measured is no error: rc->measured is 0 with the reason. Returns
+ * 0, or -1 on a failed query (err).
+ */
+static int
+reach_load(PGconn *conn, const char *month, const char *month_day,
+    const char *region, const char *scope, struct reach *rc, char *err,
+    size_t errlen)
+{
+	char city[64] = "", kec[64] = "";
+	const char *kec_p = NULL;
+	int dots = 0, n;
+	PGresult *res;
+
+	memset(rc, 0, sizeof(*rc));
+	res = reach_exec(conn, q_reach_exists, 0, NULL, NULL, NULL, err,
+	    errlen);
+	if (res == NULL)
+		return -1;
+	n = PQgetvalue(res, 0, 0)[0] == 't';
+	PQclear(res);
+	if (!n) {
+		snprintf(rc->reason, sizeof(rc->reason), "this database has no "
+		    "reach tables: migration 010_reach.sql needs the PostgreSQL "
+		    "extension hll; see kanalctl migrate --status");
+		return 0;
+	}
+	for (const char *c = region; c != NULL && *c != '\0'; c++)
+		dots += *c == '.';
+	if (region != NULL && dots == 3) {
+		snprintf(rc->reason, sizeof(rc->reason), "residents are counted "
+		    "per kecamatan, and %s is a desa; use --region %.*s",
+		    region, (int)(strrchr(region, '.') - region), region);
+		return 0;
+	}
+	if (region != NULL && dots >= 1) {
+		const char *second = strchr(region, '.');
+		const char *third = strchr(second + 1, '.');
+
+		snprintf(city, sizeof(city), "%.*s", third != NULL ?
+		    (int)(third - region) : (int)strlen(region), region);
+		if (dots == 2) {
+			snprintf(kec, sizeof(kec), "%s", region);
+			kec_p = kec;
+		}
+	} else {
+		/* All regions or a province: measured when one city has data. */
+		res = reach_exec(conn, q_reach_cities, 2, month_day, region,
+		    NULL, err, errlen);
+		if (res == NULL)
+			return -1;
+		n = PQntuples(res);
+		if (n == 1)
+			snprintf(city, sizeof(city), "%s", PQgetvalue(res, 0, 0));
+		else if (n > 1)
+			snprintf(rc->reason, sizeof(rc->reason), "residents are "
+			    "counted per city, each with its own key, and %d "
+			    "cities have data; use --region %s", n,
+			    PQgetvalue(res, 0, 0));
+		PQclear(res);
+		if (n != 1) {
+			if (n == 0)
+				snprintf(rc->reason, sizeof(rc->reason), "no reach "
+				    "sketches for %s in %s: no service sent "
+				    "citizen_ref, or kanald runs with reach off",
+				    month, scope);
+			return 0;
+		}
+	}
+	res = reach_exec(conn, q_reach, 3, month_day, city, kec_p, err,
+	    errlen);
+	if (res == NULL)
+		return -1;
+	n = PQntuples(res);
+	rc->kec = calloc(n > 0 ? (size_t)n : 1, sizeof(*rc->kec));
+	if (rc->kec == NULL)
+		goto nomem;
+	for (int i = 0; i < n; i++) {
+		const char *k = PQgetvalue(res, i, 1);
+		int own = kec_p != NULL ? strcmp(k, kec_p) == 0 : k[0] == '\0';
+		struct reach_row *r;
+		struct reach_month *m;
+
+		if (own)
+			r = &rc->total;
+		else if (rc->nkec > 0 && strcmp(rc->kec[rc->nkec - 1].kec, k)
+		    == 0)
+			r = &rc->kec[rc->nkec - 1];
+		else
+			r = &rc->kec[rc->nkec++];
+		if (r->kec == NULL) {
+			r->kec = strdup(k);
+			r->name = strdup(PQgetvalue(res, i, 2));
+			if (r->kec == NULL || r->name == NULL)
+				goto nomem;
+		}
+		m = PQgetvalue(res, i, 0)[0] == 't' ? &r->cur : &r->prev;
+		m->has = 1;
+		m->suppressed = PQgetvalue(res, i, 3)[0] == 't';
+		m->any = i64_or(res, i, 4);
+		m->digital = i64_or(res, i, 5);
+		m->share = dbl_or(res, i, 6);
+		m->se_share = dbl_or(res, i, 7);
+		m->rse = dbl_or(res, i, 8);
+		m->nkeys = atoi(PQgetvalue(res, i, 9));
+		snprintf(m->since, sizeof(m->since), "%s",
+		    PQgetvalue(res, i, 10));
+	}
+	PQclear(res);
+	if (!rc->total.cur.has) {
+		snprintf(rc->reason, sizeof(rc->reason), "no reach sketches for "
+		    "%s in %s: no service sent citizen_ref, or kanald runs "
+		    "with reach off", month, scope);
+		return 0;
+	}
+	rc->measured = 1;
+	return 0;
+nomem:
+	PQclear(res);
+	snprintf(err, errlen, "out of memory");
+	return -1;
+}
+
+/* A count of residents: "1,234", "< 10" (NULL in the view) or the dash. */
+static void
+fmt_residents(char *buf, size_t len, const struct reach_month *m,
+    int64_t v)
+{
+	if (!m->has)
+		snprintf(buf, len, DASH);
+	else if (v == NOT_SHOWN)
+		snprintf(buf, len, "< 10");
+	else
+		report_fmt_count(buf, len, v);
+}
+
+static void
+fmt_residents_change(char *buf, size_t len, const struct reach_month *c,
+    int64_t v, const struct reach_month *p, int64_t pv)
+{
+	if (!c->has || !p->has || v == NOT_SHOWN || pv == NOT_SHOWN)
+		snprintf(buf, len, DASH);
+	else
+		fmt_count_change(buf, len, v, pv, 1);
+}
+
+/* A share (0..1) in percent, one decimal, as pct1 rounds. */
+static double
+share_pct1(double v)
+{
+	return round(1000.0 * v) / 10.0;
+}
+
+static void
+fmt_share(char *buf, size_t len, const struct reach_month *m)
+{
+	if (!m->has || m->share < 0)
+		snprintf(buf, len, m->has && !m->suppressed ? "< 10 residents" :
+		    DASH);
+	else
+		snprintf(buf, len, "%.1f%%", share_pct1(m->share));
+}
+
+static void
+fmt_share_change(char *buf, size_t len, const struct reach_month *c,
+    const struct reach_month *p, int unit)
+{
+	double d;
+
+	if (!c->has || !p->has || c->share < 0 || p->share < 0) {
+		snprintf(buf, len, DASH);
+		return;
+	}
+	d = round((share_pct1(c->share) - share_pct1(p->share)) * 10.0) / 10.0;
+	snprintf(buf, len, "%s%.1f%s", d > 0 ? "+" : d < 0 ? "-" : "",
+	    fabs(d), unit ? " pp" : "");
+}
+
+/*
+ * The lines under the totals, into buf: the error bound and what the
+ * figures are, or why they are not there; and each month split by a key
+ * rotation.
+ */
+static void
+reach_note(char *buf, size_t len, const struct reach *rc, const char *month,
+    const char *prev)
+{
+	const struct reach_month *c = &rc->total.cur, *p = &rc->total.prev;
+	size_t o;
+
+	if (!rc->measured) {
+		snprintf(buf, len, "Residents reached: not measured (%s).\n",
+		    rc->reason);
+		return;
+	}
+	if (c->suppressed || c->rse < 0)
+		o = (size_t)snprintf(buf, len, "Residents: distinct residents "
+		    "(citizen_ref); fewer than 10 were reached, so no figure "
+		    "is shown");
+	else
+		o = (size_t)snprintf(buf, len, "Residents: distinct residents "
+		    "(citizen_ref), estimated from HyperLogLog sketches: "
+		    "\xc2\xb1 %.1f%% (one "
+		    "standard error)", 100.0 * c->rse);
+	if (o < len && c->se_share >= 0)
+		o += (size_t)snprintf(buf + o, len - o, ", the digital-only "
+		    "share \xc2\xb1 %.1f pp", 100.0 * c->se_share);
+	if (o < len)
+		o += (size_t)snprintf(buf + o, len - o, ". Digital-only: "
+		    "reached on a digital channel and on no manual one.\n");
+	if (o < len && c->nkeys > 1)
+		o += (size_t)snprintf(buf + o, len - o, "%s was split by a key "
+		    "rotation: its residents are those of the newest key (in "
+		    "use since %s), not the whole month.\n", month, c->since);
+	if (o < len && p->has && p->nkeys > 1)
+		snprintf(buf + o, len - o, "%s was split by a key rotation: its "
+		    "residents are those of the newest key (in use since %s), "
+		    "not the whole month.\n", prev, p->since);
+}
+
+/*
+ * Writes text to out, each line of it (ended by '\n') word-wrapped to
+ * WIDTH columns. Words are never cut; one longer than WIDTH stays whole.
+ */
+static void
+text_wrap(FILE *out, const char *text)
+{
+	const char *p = text;
+
+	while (*p != '\0') {
+		const char *eol = strchr(p, '\n');
+		const char *end = eol != NULL ? eol : p + strlen(p);
+
+		while (p < end) {
+			const char *cut = NULL, *q = p;
+			size_t cols = 0;
+
+			for (; q < end; q++) {
+				if (((unsigned char)*q & 0xc0) == 0x80)
+					continue;
+				if (*q == ' ')
+					cut = q;
+				if (++cols > WIDTH)
+					break;
+			}
+			if (q >= end || cut == NULL)
+				cut = q >= end ? end : strchr(q, ' ') != NULL &&
+				    strchr(q, ' ') < end ? strchr(q, ' ') : end;
+			fprintf(out, "%.*s\n", (int)(cut - p), p);
+			p = cut;
+			while (p < end && *p == ' ')
+				p++;
+		}
+		if (eol == NULL)
+			break;
+		p = eol + 1;
+	}
+}
+
 /* ---------------------------------------------------------------- tables */
 
 /*
@@ -596,10 +989,62 @@ table_html(const struct table *t, FILE *out)
 	fputs("</tbody>\n</table>\n", out);
 }
 
+/* Beside digital take-up: the residents who used a digital service and
+   the digital-only share (the lines are there only when measured). */
+static void
+reach_totals(struct table *t, const struct reach_row *r)
+{
+	char (*v)[CELL];
+
+	v = table_row(t);
+	snprintf(v[0], CELL, "Residents who used digital");
+	fmt_residents(v[1], CELL, &r->cur, r->cur.digital);
+	fmt_residents(v[2], CELL, &r->prev, r->prev.digital);
+	fmt_residents_change(v[3], CELL, &r->cur, r->cur.digital, &r->prev,
+	    r->prev.digital);
+	v = table_row(t);
+	snprintf(v[0], CELL, "Digital-only share");
+	fmt_share(v[1], CELL, &r->cur);
+	fmt_share(v[2], CELL, &r->prev);
+	fmt_share_change(v[3], CELL, &r->cur, &r->prev, 1);
+}
+
+/* Residents reached in each kecamatan of a city. */
+static int
+table_reach(struct table *t, const char *caption, const struct reach *rc)
+{
+	const char *head[] = { "Kecamatan", "Residents", "Digital",
+	    "Digital chg", "Digital-only", "Share chg" };
+
+	if (table_init(t, caption, rc->nkec, 6, head) == -1)
+		return -1;
+	for (size_t i = 0; i < rc->nkec; i++) {
+		const struct reach_row *r = &rc->kec[i];
+		char (*v)[CELL];
+		char name[CELL / 2];
+
+		if (!r->cur.has)
+			continue;
+		v = table_row(t);
+		u8_fit(name, sizeof(name), r->name, 100);
+		if (strcmp(r->kec, r->name) != 0)
+			snprintf(v[0], CELL, "%s (%s)", name, r->kec);
+		else
+			snprintf(v[0], CELL, "%s", name);
+		fmt_residents(v[1], CELL, &r->cur, r->cur.any);
+		fmt_residents(v[2], CELL, &r->cur, r->cur.digital);
+		fmt_residents_change(v[3], CELL, &r->cur, r->cur.digital,
+		    &r->prev, r->prev.digital);
+		fmt_share(v[4], CELL, &r->cur);
+		fmt_share_change(v[5], CELL, &r->cur, &r->prev, 0);
+	}
+	return 0;
+}
+
 /* The totals: one line per indicator, this month, the one before, change. */
 static int
 table_totals(struct table *t, const char *caption, const struct row *r,
-    const char *month, const char *prev_month)
+    const char *month, const char *prev_month, const struct reach *rc)
 {
 	const char *head[] = { "Indicator", month, prev_month, "Change" };
 	const struct counts *c = &r->cur, *p = &r->prev;
@@ -629,7 +1074,7 @@ table_totals(struct table *t, const char *caption, const struct row *r,
 #define FIELD(s, off) \
 	(*(const int64_t *)(const void *)((const char *)(s) + (off)))
 
-	if (table_init(t, caption, 9, 4, head) == -1)
+	if (table_init(t, caption, 11, 4, head) == -1)
 		return -1;
 	for (size_t i = 0; i < sizeof(rates) / sizeof(rates[0]); i++) {
 		int64_t pn = hp ? FIELD(p, rates[i].num) : 0;
@@ -642,6 +1087,8 @@ table_totals(struct table *t, const char *caption, const struct row *r,
 		fmt_pct(v[2], CELL, pn, pd);
 		fmt_pp(v[3], CELL, FIELD(c, rates[i].num),
 		    FIELD(c, rates[i].den), pn, pd, 1);
+		if (i == 0 && rc->measured)
+			reach_totals(t, &rc->total);
 	}
 	v = table_row(t);
 	snprintf(v[0], CELL, "Mean time, digital");
@@ -1153,6 +1600,8 @@ struct page {
 	const struct row *all;		/* the scope's totals */
 	const struct table *tot, *ts, *tk;
 	const struct rows *svc, *kec, *trend;
+	const char *reach_note;		/* lines under the totals */
+	const struct table *tr;		/* residents by kecamatan; may be NULL */
 };
 
 static int
@@ -1172,6 +1621,16 @@ write_page(FILE *f, const struct page *pg)
 	    "transactions; changes are from the month before, in "
 	    "percentage points.</p>\n", f);
 	table_html(pg->tot, f);
+	fputs("<p class=\"note\">", f);
+	for (const char *c = pg->reach_note; *c != '\0'; c++) {
+		if (*c == '\n') {
+			if (c[1] != '\0')
+				putc(' ', f);
+			continue;
+		}
+		report_html_escape_char(f, *c);
+	}
+	fputs("</p>\n", f);
 	if (chart_kecamatan(f, pg->kec, pg->all, scope, month) == -1 ||
 	    chart_trend(f, pg->trend) == -1 ||
 	    chart_services(f, pg->svc, month) == -1)
@@ -1180,6 +1639,10 @@ write_page(FILE *f, const struct page *pg)
 	table_html(pg->ts, f);
 	fputs("<h2>Every kecamatan</h2>\n", f);
 	table_html(pg->tk, f);
+	if (pg->tr != NULL) {
+		fputs("<h2>Residents reached, by kecamatan</h2>\n", f);
+		table_html(pg->tr, f);
+	}
 	fputs("<footer>\n<p>Digital take-up: completed digital transactions "
 	    "(assisted ones included) / all completed transactions. "
 	    "Self-service rate: completed digital transactions done without "
@@ -1314,9 +1777,10 @@ report_run(PGconn *conn, const struct report_opts *o, FILE *out, char *err,
     size_t errlen)
 {
 	struct rows tot = { 0 }, svc = { 0 }, kec = { 0 }, trend = { 0 };
-	struct table t_tot = { 0 }, t_svc = { 0 }, t_kec = { 0 };
-	char day[16], prev[16], scope[512], cap[700], line[CELL];
-	int y, m, rc = -1;
+	struct table t_tot = { 0 }, t_svc = { 0 }, t_kec = { 0 }, t_reach = { 0 };
+	struct reach reach = { 0 };
+	char day[16], prev[16], scope[512], cap[700], line[CELL], note[1024];
+	int y, m, rc = -1, reach_table;
 
 	if (report_check(o, err, errlen) == -1)
 		return -1;
@@ -1347,6 +1811,10 @@ report_run(PGconn *conn, const struct report_opts *o, FILE *out, char *err,
 	    rows_query(conn, q_trend, day, o->region, &trend, err, errlen)
 	    == -1)
 		goto out;
+	if (reach_load(conn, o->month, day, o->region, scope, &reach, err,
+	    errlen) == -1)
+		goto out;
+	reach_note(note, sizeof(note), &reach, o->month, prev);
 	rows_keep_current(&svc);
 	rows_keep_current(&kec);
 	qsort(svc.v, svc.n, sizeof(*svc.v), by_manual);
@@ -1354,7 +1822,10 @@ report_run(PGconn *conn, const struct report_opts *o, FILE *out, char *err,
 
 	snprintf(cap, sizeof(cap), "Totals: %s", scope);
 	u8_clip(cap);
-	if (table_totals(&t_tot, cap, &tot.v[0], o->month, prev) == -1 ||
+	reach_table = reach.measured && reach.nkec > 0;
+	if (table_totals(&t_tot, cap, &tot.v[0], o->month, prev, &reach) == -1 ||
+	    (reach_table && table_reach(&t_reach, "Residents reached by "
+	    "kecamatan (distinct, estimated)", &reach) == -1) ||
 	    table_groups(&t_svc, "By service, most manual transactions first",
 	    "Service", &svc, 0) == -1 ||
 	    table_groups(&t_kec, "By kecamatan, lowest digital take-up first",
@@ -1365,14 +1836,19 @@ report_run(PGconn *conn, const struct report_opts *o, FILE *out, char *err,
 	u8_fit(line, sizeof(line), scope, WIDTH - 30);
 	fprintf(out, "kanal report for %s (WIB): %s\n\n", o->month, line);
 	table_text(&t_tot, out);
+	text_wrap(out, note);
+	putc('\n', out);
 	table_text(&t_svc, out);
 	table_text(&t_kec, out);
+	if (reach_table)
+		table_text(&t_reach, out);
 	fprintf(out, "Rates are over completed transactions. Take-up chg: "
 	    "percentage points since %s, " DASH " when\n%s has no completed "
 	    "transactions there.\n", prev, prev);
 	if (o->html != NULL) {
 		const struct page pg = { o->month, scope, &tot.v[0], &t_tot,
-		    &t_svc, &t_kec, &svc, &kec, &trend };
+		    &t_svc, &t_kec, &svc, &kec, &trend, note,
+		    reach_table ? &t_reach : NULL };
 
 		if (write_html(o->html, &pg, err, errlen) == -1)
 			goto out;
@@ -1382,6 +1858,8 @@ out:
 	table_free(&t_tot);
 	table_free(&t_svc);
 	table_free(&t_kec);
+	table_free(&t_reach);
+	reach_free(&reach);
 	rows_free(&tot);
 	rows_free(&svc);
 	rows_free(&kec);

@@ -7,8 +7,14 @@
  * kanal.adoption_counts_monthly (schema/004), sums its counts over the
  * grouping it shows and divides as digital_adoption_monthly does, so a
  * rolled-up rate is the rate of the summed counts, never an average of
- * rates. Reading the views and kanal.service / kanal.region is all it
- * needs: kanal_analyst is enough.
+ * rates. Beside digital take-up it shows the distinct residents who used
+ * a digital service and the digital-only share, with their change and
+ * error bound, from kanal.published_reach_monthly (schema/010_reach.sql),
+ * for the scope's city or kecamatan and, for a city, each kecamatan; one
+ * line says why when they are not measured (no reach tables, no sketches
+ * that month, a desa or several cities). Reading the views and
+ * kanal.service / kanal.region (and kanal.reach_monthly_sketch, to find
+ * which city has sketches) is all it needs: kanal_analyst is enough.
  */
 #ifndef KANAL_REPORT_H
 #define KANAL_REPORT_H

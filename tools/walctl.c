@@ -216,6 +216,12 @@ record_problem(const struct wal_record *rec, struct record_batch *b,
 			    " does not decode", i + 1, b->accepted);
 			return buf;
 		}
+		if (ev.has_ref && !b->has_reach) {
+			snprintf(buf, len, "event %" PRIu32 " of %" PRIu32
+			    " has a citizen hash in a batch without a reach "
+			    "key", i + 1, b->accepted);
+			return buf;
+		}
 	}
 	if (off != rec->len) {
 		snprintf(buf, len, "%zu bytes after the last event",
@@ -892,12 +898,13 @@ dump_events(FILE *out, const struct wal_record *rec,
 		if (record_event_next(rec->payload, rec->len, &off, &ev) == -1)
 			return;		/* checked before: can't happen */
 		format_ms(at, sizeof(at), ev.occurred_at_ms);
+		/* Whether a citizen was hashed, never the hash. */
 		fprintf(out, "    occurred_at=%s service=%.*s channel=%s "
 		    "region=%.*s outcome=%s assisted=%u duration_ms=%" PRIu32
-		    "\n", at, (int)ev.service_len, ev.service,
+		    "%s\n", at, (int)ev.service_len, ev.service,
 		    validate_channel_name(ev.channel), (int)ev.region_len,
 		    ev.region, validate_outcome_name(ev.outcome), ev.assisted,
-		    ev.duration_ms);
+		    ev.duration_ms, ev.has_ref ? " citizen=hashed" : "");
 	}
 }
 
@@ -947,8 +954,12 @@ walctl_dump(const char *dir, uint64_t from, int events, FILE *out,
 		put_token(out, b.source, b.source_len);
 		fprintf(out, " batch_id=");
 		put_token(out, b.batch_id, b.batch_id_len);
-		fprintf(out, " accepted=%" PRIu32 " rejected=%" PRIu32 "\n",
+		fprintf(out, " accepted=%" PRIu32 " rejected=%" PRIu32,
 		    b.accepted, b.rejected);
+		if (b.has_reach)
+			fprintf(out, " reach_key_id=%016" PRIx64,
+			    (uint64_t)b.reach_key_id);
+		putc('\n', out);
 		if (events)
 			dump_events(out, &rec, &b, at);
 	}

@@ -28,6 +28,7 @@
 #include "config.h"
 #include "fuzzlib.h"
 #include "ingest.h"
+#include "reach.h"
 #include "record.h"
 #include "sources.h"
 #include "validate.h"
@@ -86,8 +87,15 @@ event_equal(const struct agg_event *a, const struct agg_event *b)
 	    a->service_len == b->service_len &&
 	    memcmp(a->service, b->service, a->service_len) == 0 &&
 	    a->region_len == b->region_len &&
-	    memcmp(a->region, b->region, a->region_len) == 0;
+	    memcmp(a->region, b->region, a->region_len) == 0 &&
+	    a->has_ref == b->has_ref && a->ref_hash == b->ref_hash;
 }
+
+/* A fixed reach key (reach.h): any will do for the codec. */
+static const struct reach_key fuzz_key = {
+	.hash_key = { 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16 },
+	.id = -4242,
+};
 
 /* The accepted events through the WAL record codec and back. */
 static void
@@ -102,6 +110,8 @@ check_record(const struct source *src, const char *batch_id,
 		.batch_id_len = strlen(batch_id),
 		.accepted = (uint32_t)nacc,
 		.rejected = nrej,
+		.has_reach = 1,
+		.reach_key_id = fuzz_key.id,
 	}, back;
 	struct agg_event ev;
 	size_t size = record_batch_size(&b, acc, nacc), off;
@@ -112,6 +122,7 @@ check_record(const struct source *src, const char *batch_id,
 	FUZZ_CHECK(record_batch_decode(p, size, &back, &off) == 0);
 	FUZZ_CHECK(back.received_at_ms == b.received_at_ms);
 	FUZZ_CHECK(back.accepted == nacc && back.rejected == nrej);
+	FUZZ_CHECK(back.has_reach && back.reach_key_id == fuzz_key.id);
 	FUZZ_CHECK(back.batch_id_len == b.batch_id_len &&
 	    memcmp(back.batch_id, batch_id, b.batch_id_len) == 0);
 	for (size_t i = 0; i < nacc; i++) {
@@ -194,7 +205,9 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			nrej++;
 			continue;
 		}
-		ingest_event_fill(ev, &acc[nacc]);
+		/* With a reach key: the citizen_ref's hash goes through too. */
+		ingest_event_fill(ev, &fuzz_key, &acc[nacc]);
+		FUZZ_CHECK(acc[nacc].has_ref == (ev->citizen_ref.len > 0));
 		FUZZ_CHECK(source_allows(src, ev->service_code,
 		    acc[nacc].service_len));
 		nacc++;

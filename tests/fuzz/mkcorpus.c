@@ -217,7 +217,12 @@ add_record(uint8_t *buf, size_t len, const char *batch_id, size_t nev,
 		ev[i].channel = (uint8_t)(i * 2 + 1);
 		ev[i].outcome = (uint8_t)(i % 4);
 		ev[i].assisted = (uint8_t)(i % 2);
+		/* Batches named "reach-..." carry citizen hashes. */
+		ev[i].has_ref = i % 2 == 0;
+		ev[i].ref_hash = 0x9e3779b97f4a7c15ULL * (i + 1);
 	}
+	b.has_reach = strncmp(batch_id, "reach-", 6) == 0;
+	b.reach_key_id = -77;
 	n = record_batch_encode(&b, ev, nev, p);
 	le_put_u32(r, (uint32_t)n);
 	r[8] = type;
@@ -288,6 +293,14 @@ wal_seeds(void)
 	buf[0] = 0;
 	len = add_header(buf, 1, FIRST);
 	put("wal", "half-header", buf, 1 + 50);
+
+	/* flags 0: records with citizen hashes, between plain ones. */
+	buf[0] = 0;
+	len = add_header(buf, 1, FIRST);
+	len = add_record(buf, len, "batch-1", 2, RECORD_TYPE_BATCH);
+	len = add_record(buf, len, "reach-1", 4, RECORD_TYPE_BATCH);
+	len = add_record(buf, len, "reach-2", 1, RECORD_TYPE_BATCH);
+	put("wal", "reach-records-raw", buf, len);
 }
 
 /* ------------------------------------------------------------ sources */
