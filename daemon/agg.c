@@ -59,19 +59,19 @@ struct batch_ent {
 
 /*
  * A sketch's key: one WIB day of one (service, kecamatan, channel, reach
- * key). 16 bytes; used = 0 marks an empty slot.
+ * key). 24 bytes; used = 0 marks an empty slot.
  */
 struct sketch_key {
+	int64_t reach_key_id;
 	int32_t day;
 	uint32_t service;	/* interned id */
 	uint32_t region;	/* interned id of the cut region */
 	uint8_t channel;
-	uint8_t keyslot;	/* index into agg.reach_keys */
 	uint8_t used;
-	uint8_t pad;
+	uint8_t pad[2];
 };
 
-/* 32 bytes: the key and the sketch, whose registers are on the heap. */
+/* 40 bytes: the key and the sketch, whose registers are on the heap. */
 struct sketch_slot {
 	struct sketch_key k;
 	struct hll h;
@@ -129,9 +129,13 @@ struct agg {
 	uint32_t hours[2][AGG_LATE_HOURS];
 	uint32_t flushed[AGG_LATE_HOURS];
 	uint64_t late;
-	/* Reach: the key ids of the sketches, by key slot. */
-	int64_t reach_keys[AGG_REACH_KEYS];
-	size_t nreach_keys;
+	/*
+	 * Reach: the cut region (reach_region_len) of each region code,
+	 * cut_of[region id] = its id + 1 (0: not known yet), so that only a
+	 * region's first event interns its kecamatan.
+	 */
+	uint32_t *cut_of;
+	size_t cut_cap;
 	uint64_t reach_adds;
 	uint64_t reach_dropped;
 };
@@ -358,7 +362,16 @@ table_clear(struct agg_table *t)
 static uint64_t
 sketch_hash(const struct sketch_key *k)
 {
-	return key_hash((const struct key *)(const void *)k);
+	uint64_t a, b, c;
+
+	memcpy(&a, k, 8);
+	memcpy(&b, (const char *)k + 8, 8);
+	memcpy(&c, (const char *)k + 16, 8);
+	a ^= b * 0x9e3779b97f4a7c15ULL ^ c * 0xc2b2ae3d27d4eb4fULL;
+	a ^= a >> 32;
+	a *= 0xd6e8feb86659fd93ULL;
+	a ^= a >> 29;
+	return a;
 }
 
 static struct sketch_slot *
@@ -401,12 +414,15 @@ sketch_reserve(struct agg_table *t, size_t n)
 static void
 sketch_clear(struct agg_table *t)
 {
+	size_t n = t->sn;
+
 	for (size_t i = 0; i < t->scap && t->sn > 0; i++)
 		if (t->sketches[i].k.used) {
 			hll_free(&t->sketches[i].h);
 			t->sn--;
 		}
-	if (t->scap > TABLE_MIN) {
+	/* As table_clear: only a table that a burst made large shrinks. */
+	if (t->scap > TABLE_MIN && n * 8 < t->scap) {
 		free(t->sketches);
 		t->sketches = NULL;
 		t->scap = 0;
@@ -417,23 +433,41 @@ sketch_clear(struct agg_table *t)
 	t->sketch_heap = 0;
 }
 
-/* The key slot of a reach key id, made if new; -1 when all are taken. */
-static int
-reach_slot(struct agg *a, int64_t id)
+/* The id of the cut region of region id reg (ev's); -1 on ENOMEM. */
+static int64_t
+cut_region(struct agg *a, int64_t reg, const struct agg_event *ev)
 {
-	for (size_t i = 0; i < a->nreach_keys; i++)
-		if (a->reach_keys[i] == id)
-			return (int)i;
-	if (a->nreach_keys == AGG_REACH_KEYS)
-		return -1;
-	a->reach_keys[a->nreach_keys] = id;
-	return (int)a->nreach_keys++;
+	size_t len;
+	int64_t cut;
+
+	if ((size_t)reg >= a->cut_cap) {
+		size_t ncap = a->cut_cap ? a->cut_cap : 1024;
+		uint32_t *nv;
+
+		while (ncap <= (size_t)reg)
+			ncap *= 2;
+		nv = realloc(a->cut_of, ncap * sizeof(*nv));
+		if (nv == NULL) {
+			errno = ENOMEM;
+			return -1;
+		}
+		memset(nv + a->cut_cap, 0, (ncap - a->cut_cap) * sizeof(*nv));
+		a->cut_of = nv;
+		a->cut_cap = ncap;
+	}
+	if (a->cut_of[reg] != 0)
+		return a->cut_of[reg] - 1;
+	len = reach_region_len(ev->region, ev->region_len);
+	cut = len == ev->region_len ? reg : intern(&a->codes, ev->region, len);
+	if (cut >= 0)
+		a->cut_of[reg] = (uint32_t)cut + 1;
+	return cut;
 }
 
 /* Adds one event's citizen hash; room for its key was reserved. */
 static void
 sketch_add(struct agg *a, struct agg_table *t, const struct agg_event *ev,
-    uint32_t service, uint32_t region, int keyslot)
+    uint32_t service, uint32_t region, int64_t reach_key_id)
 {
 	struct sketch_key k;
 	struct sketch_slot *s;
@@ -444,7 +478,7 @@ sketch_add(struct agg *a, struct agg_table *t, const struct agg_event *ev,
 	k.service = service;
 	k.region = region;
 	k.channel = ev->channel;
-	k.keyslot = (uint8_t)keyslot;
+	k.reach_key_id = reach_key_id;
 	k.used = 1;
 	s = sketch_find(t, &k);
 	if (!s->k.used) {
@@ -499,6 +533,7 @@ agg_free(struct agg *a)
 	free(a->tables[1].sketches);
 	intern_free(&a->codes);
 	free(a->ids);
+	free(a->cut_of);
 	pthread_mutex_destroy(&a->mu);
 	free(a);
 }
@@ -510,7 +545,7 @@ agg_add(struct agg *a, const struct agg_event *ev, size_t n,
 	struct agg_table *t;
 	uint32_t *hours, now_hour = (uint32_t)(clock_wall_ms() / MS_PER_HOUR);
 	size_t refs = 0;
-	int rc = -1, keyslot = -1;
+	int rc = -1;
 
 	pthread_mutex_lock(&a->mu);
 	t = a->active;
@@ -518,10 +553,14 @@ agg_add(struct agg *a, const struct agg_event *ev, size_t n,
 	if (b != NULL && b->has_reach)
 		for (size_t i = 0; i < n; i++)
 			refs += ev[i].has_ref;
-	if (table_reserve(t, n) == -1 || (refs > 0 && sketch_reserve(t, refs)
-	    == -1)) {
+	if (table_reserve(t, n) == -1) {
 		errno = ENOMEM;
 		goto out;
+	}
+	/* No room for the sketches: they are dropped, the counts go in. */
+	if (refs > 0 && sketch_reserve(t, refs) == -1) {
+		a->reach_dropped += refs;
+		refs = 0;
 	}
 	if (n * 3 > a->ids_cap) {
 		uint32_t *nv = realloc(a->ids, n * 3 * sizeof(*nv));
@@ -549,7 +588,6 @@ agg_add(struct agg *a, const struct agg_event *ev, size_t n,
 	 */
 	for (size_t i = 0; i < n; i++) {
 		int64_t svc, reg, cut;
-		size_t cutlen;
 
 		if (i > 0 && ev[i].service_len == ev[i - 1].service_len &&
 		    memcmp(ev[i].service, ev[i - 1].service,
@@ -565,10 +603,8 @@ agg_add(struct agg *a, const struct agg_event *ev, size_t n,
 			cut = a->ids[3 * i - 1];
 		} else {
 			reg = intern(&a->codes, ev[i].region, ev[i].region_len);
-			cutlen = reach_region_len(ev[i].region,
-			    ev[i].region_len);
-			cut = refs == 0 || cutlen == ev[i].region_len ? reg :
-			    intern(&a->codes, ev[i].region, cutlen);
+			cut = refs == 0 || reg < 0 ? reg : cut_region(a, reg,
+			    &ev[i]);
 		}
 		if (svc < 0 || reg < 0 || cut < 0)
 			goto out;
@@ -576,11 +612,7 @@ agg_add(struct agg *a, const struct agg_event *ev, size_t n,
 		a->ids[3 * i + 1] = (uint32_t)reg;
 		a->ids[3 * i + 2] = (uint32_t)cut;
 	}
-	if (refs > 0) {
-		keyslot = reach_slot(a, b->reach_key_id);
-		if (keyslot == -1)
-			a->reach_dropped += refs;
-	}
+
 	if (b != NULL) {
 		int64_t src = intern(&a->codes, b->source, b->source_len);
 		struct batch_ent *e;
@@ -618,9 +650,9 @@ agg_add(struct agg *a, const struct agg_event *ev, size_t n,
 			s->duration_ms_sum += ev[i].duration_ms;
 			s->duration_events++;
 		}
-		if (keyslot >= 0 && ev[i].has_ref)
+		if (refs > 0 && ev[i].has_ref)
 			sketch_add(a, t, &ev[i], a->ids[3 * i], a->ids[3 * i + 2],
-			    keyslot);
+			    b->reach_key_id);
 	}
 	if (position > a->position)
 		a->position = position;
@@ -775,7 +807,7 @@ agg_table_foreach_sketch(const struct agg *a, const struct agg_table *t,
 		row.service = intern_str(&a->codes, s->k.service);
 		row.region = intern_str(&a->codes, s->k.region);
 		row.channel = s->k.channel;
-		row.reach_key_id = a->reach_keys[s->k.keyslot];
+		row.reach_key_id = s->k.reach_key_id;
 		row.hll = &s->h;
 		fn(arg, &row);
 	}

@@ -122,8 +122,8 @@ void agg_table_foreach_batch(const struct agg *a, const struct agg_table *t,
  * them. The region is cut to its kecamatan (reach_region_len). Merging a
  * sketch into PostgreSQL's is idempotent (a union), so a flush retried or
  * a batch also counted by another instance never counts a resident twice.
- * A sketch add that runs out of memory is dropped and counted, never
- * failing the add: the counts matter more than one resident's register.
+ * A sketch that finds no memory is dropped and counted, never failing
+ * the add: the counts matter more than one resident's register.
  */
 struct hll;
 
@@ -141,9 +141,6 @@ size_t agg_table_sketches(const struct agg_table *t);
 /* Calls fn for every sketch of a frozen table, in no particular order. */
 void agg_table_foreach_sketch(const struct agg *a, const struct agg_table *t,
     void (*fn)(void *arg, const struct agg_sketch *s), void *arg);
-
-/* Reach keys one agg keeps sketches for at a time (a rotation needs 2). */
-#define AGG_REACH_KEYS 4
 
 /* Keys held in memory: active plus frozen. */
 size_t agg_keys(struct agg *a);
@@ -165,7 +162,7 @@ struct agg_stats {
 	size_t sketches;	/* held, active plus frozen */
 	size_t sketch_bytes;	/* their memory: slots and registers */
 	uint64_t reach_adds;	/* citizen hashes added to a sketch */
-	uint64_t reach_dropped;	/* not added: out of memory, or a 5th key */
+	uint64_t reach_dropped;	/* not added: out of memory */
 };
 
 /* A consistent copy. Any thread. */

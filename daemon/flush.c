@@ -25,6 +25,9 @@
 #include "validate.h"
 
 #define BACKOFF_FIRST_MS 500
+/* Reach asked again every minute, or every 60 flushes when sooner. */
+#define REACH_RECHECK_MS 60000
+#define REACH_RECHECK_FLUSHES 60
 
 struct flush {
 	struct agg *agg;
@@ -77,6 +80,7 @@ struct flush {
 	char *tier_sql;			/* the tier upserts of one flush */
 	size_t tier_sql_cap;
 	struct reachdb reach;		/* the sketches' side */
+	int64_t reach_recheck;		/* monotonic ms: see maintain() */
 };
 
 static const char staging_sql[] =
@@ -373,6 +377,14 @@ out:
 	return rc;
 }
 
+static int64_t
+reach_recheck_ms(const struct flush *f)
+{
+	uint64_t ms = f->interval_ms * REACH_RECHECK_FLUSHES;
+
+	return (int64_t)(ms < REACH_RECHECK_MS ? ms : REACH_RECHECK_MS);
+}
+
 /* 0 connected; -1 failed (try again); -2 the lease is refused for good. */
 static int
 connect_db(struct flush *f)
@@ -419,6 +431,7 @@ connect_db(struct flush *f)
 		log_warnx("cannot prepare the reach sketches: err=\"%s\"", e);
 		goto fail;
 	}
+	f->reach_recheck = clock_mono_ms() + reach_recheck_ms(f);
 	pthread_mutex_lock(&f->mu);
 	f->stats.reach_state = (int)f->reach.state;
 	pthread_mutex_unlock(&f->mu);
@@ -796,6 +809,24 @@ maintain(struct flush *f)
 	int64_t now = (int64_t)(clock_wall_ms() / 1000);
 	int failed = 0;
 
+	/*
+	 * While the database does not take this kanald's sketches (no reach
+	 * tables yet, another key active, ours retired, an error), ask again
+	 * every minute (every 60 flush intervals when that is sooner): a
+	 * migration or a rotation is then seen without a restart.
+	 */
+	if (f->reach.reach_on && f->reach.state != REACHDB_ACTIVE &&
+	    now_mono >= f->reach_recheck) {
+		char e[512];
+
+		f->reach_recheck = now_mono + reach_recheck_ms(f);
+		if (reachdb_prepare(f->conn, &f->reach, e, sizeof(e)) == -1)
+			log_warnx("cannot look at the reach key again: err=\"%s\"",
+			    e);
+		pthread_mutex_lock(&f->mu);
+		f->stats.reach_state = (int)f->reach.state;
+		pthread_mutex_unlock(&f->mu);
+	}
 	if (f->maintained && now_mono < f->maintain_next)
 		return;
 	if (f->hourly_days > 0 && retention_apply(f) == -1)

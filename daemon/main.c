@@ -365,8 +365,8 @@ main(int argc, char **argv)
 		fatalx("cannot start: the reach key is unusable (above)");
 	if (k.reach_on)
 		log_notice("reach on: citizen_refs are counted as distinct "
-		    "residents, keyed: key_id=%016llx file=%s",
-		    (unsigned long long)k.reach.id, k.cfg.reach_key_file);
+		    "residents, keyed: key_id=%lld file=%s",
+		    (long long)k.reach.id, k.cfg.reach_key_file);
 	else
 		log_notice("reach off: reach-key-file is not set; citizen_refs "
 		    "are checked and dropped, no residents are counted");

@@ -229,11 +229,13 @@ render_flush(struct out *o, const struct metrics_snapshot *s)
 	    "citizen_ref; 0: reach off, citizen_refs are checked and dropped.",
 	    s->reach_on ? 1 : 0);
 	head(o, "kanal_reach_database", "gauge", "1 for what the database "
-	    "said of reach at the last connection: active (this key is the "
+	    "said of reach when last asked (on connecting, then every minute "
+	    "while not active): active (this key is the "
 	    "active one), other_key or retired (sketches not written), "
-	    "no_tables (migration 010 not applied: no hll extension), off "
-	    "(no key here), unknown (not connected yet).");
-	for (int st = -1; st <= REACHDB_RETIRED; st++)
+	    "no_tables (migration 010 not applied: no hll extension), error "
+	    "(a reach query failed: see the log), off (no key here), unknown "
+	    "(not connected yet).");
+	for (int st = -1; st <= REACHDB_ERROR; st++)
 		put(o, "kanal_reach_database{state=\"%s\"} %d\n", st < 0 ?
 		    "unknown" : reachdb_state_name((enum reachdb_state)st),
 		    s->flush.reach_state == st ? 1 : 0);
@@ -244,8 +246,7 @@ render_flush(struct out *o, const struct metrics_snapshot *s)
 	    "sketches: their table slots and registers.", s->agg.sketch_bytes);
 	head(o, "kanal_reach_citizen_hashes_total", "counter", "Keyed "
 	    "citizen_ref hashes of durable batches, by result: added to a "
-	    "sketch, or dropped (out of memory, or more reach keys at once "
-	    "than kanald keeps).");
+	    "sketch, or dropped (out of memory).");
 	put(o, "kanal_reach_citizen_hashes_total{result=\"added\"} %" PRIu64
 	    "\n", s->agg.reach_adds);
 	put(o, "kanal_reach_citizen_hashes_total{result=\"dropped\"} %"
@@ -255,7 +256,8 @@ render_flush(struct out *o, const struct metrics_snapshot *s)
 	    "monthly rows are their union).", s->flush.reach_rows);
 	scalar(o, "kanal_reach_sketches_dropped_total", "counter", "Sketches "
 	    "a committed flush did not write: the database has no reach tables, "
-	    "or does not accept their key (kanal_reach_database).",
+	    "does not accept their key, or their upsert failed "
+	    "(kanal_reach_database, the log).",
 	    s->flush.reach_dropped);
 	head(o, "kanal_duplicate_batches_total", "counter", "Retried batches "
 	    "not counted again, by where they were recognised: local (this "

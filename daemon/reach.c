@@ -49,7 +49,8 @@ reach_key_load(const char *path, struct reach_key *key, char *err,
 	uint64_t id = 0;
 	int fd;
 
-	fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+	/* O_NONBLOCK: a FIFO named as the key must not hang the start. */
+	fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK);
 	if (fd == -1) {
 		snprintf(err, errlen, "cannot open the reach key: %s; make one "
 		    "with `kanalctl reach keygen %s`, or leave reach-key-file "
@@ -100,6 +101,7 @@ reach_key_load(const char *path, struct reach_key *key, char *err,
 	OPENSSL_cleanse(d, sizeof(d));
 	return 0;
 fail:
+	OPENSSL_cleanse(file, sizeof(file));
 	close(fd);
 	return -1;
 }

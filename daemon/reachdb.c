@@ -79,58 +79,84 @@ reachdb_state_name(enum reachdb_state s)
 		return "other_key";
 	case REACHDB_RETIRED:
 		return "retired";
+	case REACHDB_ERROR:
+		return "error";
 	}
 	return "unknown";
 }
 
 static void
-log_state(struct reachdb *r, int64_t active)
+log_state(struct reachdb *r, int64_t active, const char *why)
 {
 	if (r->state == r->logged)
 		return;
 	r->logged = r->state;
 	switch (r->state) {
+	case REACHDB_ERROR:
+		log_warnx("reach: cannot use the reach tables; residents are "
+		    "not counted, the counts go on (asked again every minute): "
+		    "err=\"%s\"", why);
+		break;
 	case REACHDB_NO_TABLES:
 		if (r->reach_on)
 			log_warnx("reach: the database has no reach tables "
 			    "(migration 010 needs the hll extension: install "
 			    "the Debian package postgresql-15-hll on the "
-			    "database server and run kanalctl migrate); "
-			    "residents are not counted until then, the counts "
-			    "go on");
+			    "database server and run kanalctl migrate; kanald "
+			    "looks again every minute); residents are not "
+			    "counted until then, the counts go on");
 		break;
 	case REACHDB_OFF:
 		break;
 	case REACHDB_ACTIVE:
 		log_info("reach: the database counts residents with this "
-		    "kanald's key: key_id=%016" PRIx64, (uint64_t)r->key_id);
+		    "kanald's key: key_id=%" PRId64, r->key_id);
 		break;
 	case REACHDB_OTHER_KEY:
 		log_errx("reach: the database counts residents with another "
-		    "key (key_id=%016" PRIx64 "), not this kanald's "
-		    "(key_id=%016" PRIx64 "): its sketches are not written, so "
+		    "key (key_id=%" PRId64 "), not this kanald's "
+		    "(key_id=%" PRId64 "): its sketches are not written, so "
 		    "that no resident is counted once per key. Give every "
 		    "instance the same reach key file, or rotate the key as "
-		    "docs/operations.md says", (uint64_t)active,
-		    (uint64_t)r->key_id);
+		    "docs/operations.md says", active, r->key_id);
 		break;
 	case REACHDB_RETIRED:
 		log_errx("reach: this kanald's key was retired in the database "
-		    "(key_id=%016" PRIx64 "): its new sketches are not written; "
+		    "(key_id=%" PRId64 "): its new sketches are not written; "
 		    "install the new key file (docs/operations.md, rotating the "
-		    "reach key)", (uint64_t)r->key_id);
+		    "reach key)", r->key_id);
 		break;
 	}
 }
 
+static int prepare(PGconn *, struct reachdb *, int64_t *, char *, size_t);
+
 int
 reachdb_prepare(PGconn *conn, struct reachdb *r, char *err, size_t errlen)
+{
+	int64_t active = 0;
+
+	if (prepare(conn, r, &active, err, errlen) == -1) {
+		if (PQstatus(conn) != CONNECTION_OK)
+			return -1;
+		r->state = REACHDB_ERROR;
+		r->nknown = 0;
+		log_state(r, 0, err);
+		return 0;
+	}
+	log_state(r, active, "");
+	return 0;
+}
+
+/* The work of reachdb_prepare; -1 with err when a query failed. */
+static int
+prepare(PGconn *conn, struct reachdb *r, int64_t *active, char *err,
+    size_t errlen)
 {
 	PGresult *res;
 	char schema[256] = "", sql[sizeof(upsert_fmt) + 8 * 256];
 	char id[32];
 	const char *params[1] = { id };
-	int64_t active = 0;
 
 	r->nknown = 0;
 	res = query1(conn, "SELECT n.nspname FROM pg_catalog.pg_extension e"
@@ -143,7 +169,6 @@ reachdb_prepare(PGconn *conn, struct reachdb *r, char *err, size_t errlen)
 	if (PQntuples(res) == 0) {
 		PQclear(res);
 		r->state = REACHDB_NO_TABLES;
-		log_state(r, 0);
 		return 0;
 	}
 	{
@@ -195,7 +220,7 @@ reachdb_prepare(PGconn *conn, struct reachdb *r, char *err, size_t errlen)
 		else
 			r->state = REACHDB_OTHER_KEY;
 		if (!PQgetisnull(res, 0, 1))
-			active = strtoll(PQgetvalue(res, 0, 1), NULL, 10);
+			*active = strtoll(PQgetvalue(res, 0, 1), NULL, 10);
 		PQclear(res);
 	}
 	/* Every key the database knows, the active one first. */
@@ -213,7 +238,6 @@ reachdb_prepare(PGconn *conn, struct reachdb *r, char *err, size_t errlen)
 		for (size_t i = 0; i < r->nknown; i++)
 			if (r->known[i] == r->key_id)
 				r->known[i] = r->known[--r->nknown];
-	log_state(r, active);
 	return 0;
 }
 
@@ -274,30 +298,28 @@ put_sketch(void *arg, const struct agg_sketch *s)
 	r->rows++;
 }
 
-int
-reachdb_write(PGconn *conn, struct reachdb *r, const struct agg *a,
-    const struct agg_table *t, char *err, size_t errlen)
+/* One statement; 0, or -1 with err. */
+static int
+exec_cmd(PGconn *conn, const char *sql, char *err, size_t errlen,
+    const char *what)
+{
+	PGresult *res = PQexec(conn, sql);
+	int ok = PQresultStatus(res) == PGRES_COMMAND_OK;
+
+	PQclear(res);
+	if (!ok)
+		pg_msg(conn, err, errlen, what);
+	return ok ? 0 : -1;
+}
+
+/* COPY of r->buf, in pieces of at most 1 MiB. 0, or -1 with err. */
+static int
+copy_sketches(PGconn *conn, const struct reachdb *r, char *err,
+    size_t errlen)
 {
 	PGresult *res;
 	int ok;
 
-	r->rows = r->dropped = 0;
-	if (agg_table_sketches(t) == 0)
-		return 0;
-	if (r->state == REACHDB_NO_TABLES) {
-		r->dropped = agg_table_sketches(t);
-		return 0;
-	}
-	r->len = 0;
-	r->buf_failed = 0;
-	agg_table_foreach_sketch(a, t, put_sketch, r);
-	if (r->buf_failed) {
-		snprintf(err, errlen, "out of memory for %zu sketches",
-		    agg_table_sketches(t));
-		return -1;
-	}
-	if (r->rows == 0)
-		return 0;
 	res = PQexec(conn, "COPY pg_temp.kanal_reach_staging FROM STDIN");
 	ok = PQresultStatus(res) == PGRES_COPY_IN;
 	PQclear(res);
@@ -305,28 +327,81 @@ reachdb_write(PGconn *conn, struct reachdb *r, const struct agg *a,
 		pg_msg(conn, err, errlen, "COPY of the sketches");
 		return -1;
 	}
-	if (PQputCopyData(conn, r->buf, (int)r->len) != 1 ||
-	    PQputCopyEnd(conn, NULL) != 1) {
+	for (size_t off = 0; off < r->len; off += 1 << 20) {
+		size_t n = r->len - off < (1 << 20) ? r->len - off : 1 << 20;
+
+		if (PQputCopyData(conn, r->buf + off, (int)n) != 1) {
+			pg_msg(conn, err, errlen, "sending the sketches");
+			return -1;
+		}
+	}
+	if (PQputCopyEnd(conn, NULL) != 1) {
 		pg_msg(conn, err, errlen, "sending the sketches");
 		return -1;
 	}
 	res = PQgetResult(conn);
 	ok = PQresultStatus(res) == PGRES_COMMAND_OK;
+	if (!ok)
+		pg_msg(conn, err, errlen, "COPY of the sketches");
 	PQclear(res);
 	while ((res = PQgetResult(conn)) != NULL)
 		PQclear(res);
-	if (!ok) {
-		pg_msg(conn, err, errlen, "COPY of the sketches");
-		return -1;
+	return ok ? 0 : -1;
+}
+
+int
+reachdb_write(PGconn *conn, struct reachdb *r, const struct agg *a,
+    const struct agg_table *t, char *err, size_t errlen)
+{
+	r->rows = r->dropped = 0;
+	if (agg_table_sketches(t) == 0)
+		return 0;
+	if (r->state == REACHDB_NO_TABLES || r->state == REACHDB_ERROR) {
+		r->dropped = agg_table_sketches(t);
+		return 0;
 	}
-	res = PQexec(conn, r->upsert_sql);
-	ok = PQresultStatus(res) == PGRES_COMMAND_OK;
-	PQclear(res);
-	if (!ok) {
-		pg_msg(conn, err, errlen, "sketch upsert");
-		return -1;
+	r->len = 0;
+	r->buf_failed = 0;
+	agg_table_foreach_sketch(a, t, put_sketch, r);
+	if (r->buf_failed) {
+		log_warnx("reach: out of memory for the COPY of %zu sketches; "
+		    "they are dropped, the counts go on",
+		    agg_table_sketches(t));
+		r->dropped = agg_table_sketches(t);
+		r->rows = 0;
+		return 0;
 	}
-	return 0;
+	if (r->rows == 0)
+		return 0;
+	if (exec_cmd(conn, "SAVEPOINT kanal_reach", err, errlen,
+	    "SAVEPOINT") == -1)
+		return -1;
+	if (copy_sketches(conn, r, err, errlen) == -1 ||
+	    exec_cmd(conn, r->upsert_sql, err, errlen, "sketch upsert") == -1) {
+		char why[512];
+
+		if (PQstatus(conn) != CONNECTION_OK)
+			return -1;
+		snprintf(why, sizeof(why), "%s", err);
+		if (exec_cmd(conn, "ROLLBACK TO SAVEPOINT kanal_reach", err,
+		    errlen, "ROLLBACK TO SAVEPOINT") == -1)
+			return -1;
+		/* Every failure in a row: the 1st, 2nd, 4th, ... */
+		r->failures++;
+		if ((r->failures & (r->failures - 1)) == 0)
+			log_warnx("reach: the sketches of this flush are "
+			    "dropped, the counts go on: err=\"%s\" "
+			    "failures=%" PRIu64, why, r->failures);
+		r->dropped += r->rows;
+		r->rows = 0;
+		return 0;
+	}
+	if (r->failures > 0)
+		log_notice("reach: sketches are written again: failures=%"
+		    PRIu64, r->failures);
+	r->failures = 0;
+	return exec_cmd(conn, "RELEASE SAVEPOINT kanal_reach", err, errlen,
+	    "RELEASE SAVEPOINT");
 }
 
 void

@@ -41,6 +41,7 @@ enum reachdb_state {
 	REACHDB_ACTIVE,		/* this kanald's key is the active one */
 	REACHDB_OTHER_KEY,	/* another key is active: ours is not used */
 	REACHDB_RETIRED,	/* our key was retired: not used */
+	REACHDB_ERROR,		/* a reach query failed: sketches dropped */
 };
 
 struct reachdb {
@@ -56,19 +57,25 @@ struct reachdb {
 	size_t len, cap;
 	int buf_failed;
 	size_t rows;		/* of the last reachdb_write */
-	size_t dropped;		/* sketches of unknown keys, last write */
+	size_t dropped;		/* sketches not written, last write */
+	uint64_t failures;	/* reach statements that failed in a row */
 };
 
 /*
- * On a new connection. 0, or -1 with err (a query failed: the connection
- * is not usable for flushing either).
+ * On a new connection, and again while the state is not active. A query
+ * that fails on a working connection (no USAGE on the extension's schema,
+ * say) sets REACHDB_ERROR and is logged: reach must never hold the counts
+ * up. 0, or -1 with err when the connection itself broke.
  */
 int reachdb_prepare(PGconn *conn, struct reachdb *r, char *err,
     size_t errlen);
 
 /*
- * Inside the flush transaction: writes the sketches of t. 0, or -1 with
- * err (the transaction must be rolled back). Sets r->rows and r->dropped.
+ * Inside the flush transaction: writes the sketches of t, under a
+ * savepoint. A statement that fails on a working connection is rolled
+ * back to the savepoint, logged, and its sketches counted as dropped: the
+ * counts commit all the same. 0, or -1 with err when the connection broke
+ * (the transaction must be rolled back). Sets r->rows and r->dropped.
  */
 int reachdb_write(PGconn *conn, struct reachdb *r, const struct agg *a,
     const struct agg_table *t, char *err, size_t errlen);

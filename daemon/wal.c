@@ -37,8 +37,9 @@
  * WRITING
  *
  * Appends are buffered; the writer thread writes the buffer with one
- * write(2) and one fdatasync(2), and only then are the records durable,
- * applied and acknowledged. A new segment is created when the current one
+ * write(2) and one fdatasync(2), and only then are the records durable and
+ * acknowledged; the writer then applies them (outside its lock, so that
+ * appends never wait for the rollups). A new segment is created when the current one
  * has passed the segment size: header written and synced, then the
  * directory fsynced, before any record goes in. A failed write is cut off
  * again (ftruncate) and its records answered as failed; a failed fdatasync
@@ -904,7 +905,7 @@ writer_main(void *arg)
 	pthread_mutex_lock(&w->mu);
 	for (;;) {
 		uint64_t start, t0, us;
-		int roll, ok = 1, failed, no_space = 0;
+		int roll, ok = 1, failed, no_space = 0, live;
 		size_t len;
 
 		while (!w->stop && w->appending.len == 0)
@@ -988,13 +989,13 @@ writer_main(void *arg)
 		w->failed = failed;
 		/* A write that went in had room, whatever the roll met. */
 		w->no_space = ok ? 0 : no_space;
+		live = 0;
 		if (ok) {
 			w->cur_size += len;
 			w->segs[w->nsegs - 1].size += len;
 			w->bytes += len;
 			w->durable = start + len;
-			if (w->live)
-				apply_buffer(w, w->writing.p, len, start);
+			live = w->live;
 			w->syncs++;
 			w->sync_us_total += us;
 			if (us > w->sync_us_max)
@@ -1008,6 +1009,19 @@ writer_main(void *arg)
 		w->writing.len = 0;
 		pthread_mutex_unlock(&w->mu);
 		event_active(w->done_ev, EV_READ, 0);
+		/*
+		 * The records are durable and being answered; they reach the
+		 * rollups now, outside the lock, so that appends on the loop
+		 * thread never wait for agg. Only this thread swaps or reads
+		 * the writing buffer, and it applies in position order. Once
+		 * live was seen (wal_go_live had replayed up to durable and
+		 * set it, under the lock), the records after are this
+		 * thread's to apply; before, go-live reads them from disk. A
+		 * flush meanwhile commits a checkpoint below them, so nothing
+		 * here is removed before it is counted.
+		 */
+		if (live)
+			apply_buffer(w, w->writing.p, len, start);
 		pthread_mutex_lock(&w->mu);
 	}
 	pthread_mutex_unlock(&w->mu);

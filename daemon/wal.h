@@ -12,9 +12,11 @@
  *
  * Threads. wal_append is called on the event-loop thread. A writer thread
  * of the WAL's own writes what was appended and issues one fdatasync for
- * all of it (group commit); then, under the WAL's lock, it hands each
- * record to the apply function (once live, see wal_go_live) and queues the
- * done callbacks, which run on the event-loop thread (event_active).
+ * all of it (group commit); then it queues the done callbacks, which run
+ * on the event-loop thread (event_active), and hands each record to the
+ * apply function (once live, see wal_go_live), in position order and
+ * outside the WAL's lock: an acknowledged record may reach the rollups a
+ * moment after its answer, never before it is durable.
  */
 #ifndef KANAL_WAL_H
 #define KANAL_WAL_H

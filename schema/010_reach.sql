@@ -31,9 +31,13 @@
 -- expthresh 0 turns the explicit representation (a list of the raw 64-bit
 -- hashes, used below some hundred elements) off, so a sketch holds only
 -- registers: 2,048 small integers (the longest run of zero bits seen per
--- bucket), from which no hash can be read back. The key never leaves
--- kanald: reach_key holds a 64-bit fingerprint derived from it, so that
--- sketches of two keys are never merged.
+-- bucket), from which no hash can be read back. What a register does give
+-- away: a cell of one resident holds 16 bits of that resident's keyed hash
+-- (which bucket, and the run length), so two such cells of the same
+-- resident look alike; with 2,048 buckets that is weak evidence, and
+-- without the key it says nothing of who. The key never leaves kanald:
+-- reach_key holds a 64-bit fingerprint derived from it, so that sketches
+-- of two keys are never merged.
 --
 -- Keys. A resident's hash depends on the key, so sketches made with two
 -- keys count the same resident twice when unioned: every sketch carries
@@ -101,6 +105,19 @@ SELECT set_config('search_path', 'kanal, ' || quote_ident(n.nspname), true)
   FROM pg_extension e
   JOIN pg_namespace n ON n.oid = e.extnamespace
  WHERE e.extname = 'hll';
+
+-- kanald (its staging table's type, hll_union) and the analysts (their
+-- own unions) use the extension's objects: its schema must be usable by
+-- both, wherever it is (public is, by default; another schema is not).
+DO $$
+BEGIN
+    EXECUTE (SELECT format('GRANT USAGE ON SCHEMA %I TO kanal_ingest, kanal_analyst',
+                           n.nspname)
+               FROM pg_extension e
+               JOIN pg_namespace n ON n.oid = e.extnamespace
+              WHERE e.extname = 'hll');
+END
+$$;
 
 CREATE TABLE kanal.reach_key (
     key_id      bigint      PRIMARY KEY,

@@ -455,6 +455,58 @@ test_a_hash_without_a_reach_key_is_refused(void **state)
 	agg_free(a);
 }
 
+/*
+ * A record as kanald wrote it before reach existed, byte for byte (the
+ * layout of record.h without the REACH bits): it decodes to what was
+ * written, with no reach key and no citizen hash.
+ */
+static void
+test_a_record_from_before_reach_decodes_unchanged(void **state)
+{
+	static const uint8_t old[] = {
+		0x7b, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00,	/* 123 ms */
+		0x03, 'p', 'o', 'r',				/* source */
+		0x02, 'b', '1',					/* batch_id */
+		0x01, 0x00, 0x00, 0x00,				/* accepted */
+		0x02, 0x00, 0x00, 0x00,				/* rejected */
+		0x10, 0x27, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00,	/* 10000 */
+		0xe8, 0x03, 0x00, 0x00,				/* 1000 ms */
+		0x06, 0x01, 0x01,		/* counter, completed, assisted */
+		0x01, 'a',					/* service */
+		0x05, '3', '2', '.', '7', '3',			/* region */
+	};
+	struct record_batch b;
+	struct agg_event e;
+	size_t off;
+
+	(void)state;
+	assert_int_equal(record_batch_decode(old, sizeof(old), &b, &off), 0);
+	assert_false(b.has_reach);
+	assert_int_equal(b.received_at_ms, 123);
+	assert_int_equal(b.source_len, 3);
+	assert_memory_equal(b.source, "por", 3);
+	assert_int_equal(b.accepted, 1);
+	assert_int_equal(b.rejected, 2);
+	assert_int_equal(record_event_next(old, sizeof(old), &off, &e), 0);
+	assert_int_equal(off, sizeof(old));
+	assert_int_equal(e.occurred_at_ms, 10000);
+	assert_int_equal(e.duration_ms, 1000);
+	assert_int_equal(e.channel, 6);
+	assert_int_equal(e.outcome, 1);
+	assert_int_equal(e.assisted, 1);
+	assert_false(e.has_ref);
+	assert_int_equal(e.region_len, 5);
+	/* And the encoder still writes exactly these bytes. */
+	{
+		uint8_t again[sizeof(old)];
+
+		assert_int_equal(record_batch_size(&b, &e, 1), sizeof(old));
+		assert_int_equal(record_batch_encode(&b, &e, 1, again),
+		    sizeof(old));
+		assert_memory_equal(again, old, sizeof(old));
+	}
+}
+
 /* ------------------------------------------------------------------ main */
 
 int
@@ -475,6 +527,7 @@ main(void)
 		cmocka_unit_test(test_round_trip_of_citizen_hashes),
 		cmocka_unit_test(test_no_reach_key_writes_the_old_layout),
 		cmocka_unit_test(test_a_hash_without_a_reach_key_is_refused),
+		cmocka_unit_test(test_a_record_from_before_reach_decodes_unchanged),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -171,7 +171,7 @@ cmd_reach(int argc, char **argv)
 		fprintf(stderr, "%s: %s\n", argv[2], err);
 		return 1;
 	}
-	printf("%s: key_id=%016llx\n", argv[2], (unsigned long long)key.id);
+	printf("%s: key_id=%lld\n", argv[2], (long long)key.id);
 	return 0;
 }
 

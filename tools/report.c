@@ -505,8 +505,8 @@ by_take_up(const void *a, const void *b)
  * kecamatan_code NULL) or kecamatan row, and for a city its kecamatan
  * rows. Sketches are kept per city key and per kecamatan, so a scope of
  * several cities or a desa is not measured. A month written by two keys
- * has a row per key, neither the whole month: the newest key's row
- * (highest key_first_used) is shown and the split is said.
+ * has a row per key, neither the whole month: the row of the key that
+ * reached the most residents in it is shown and the split is said.
  */
 #define NOT_SHOWN (-1)		/* NULL in the view: suppressed, under 10 */
 
@@ -546,30 +546,31 @@ static const char q_reach_cities[] =
 
 /*
  * $1 the month, $2 the city, $3 NULL (the city and its kecamatan) or one
- * kecamatan. Each month's rows of its newest key, with how many keys the
- * month has (the dense ranks up and down add to their count plus one).
+ * kecamatan. Each month's rows of one key: the key whose city row reached
+ * the most residents (after a rotation at a month's start, late events
+ * give the month before a small row of the new key, which must not stand
+ * for that month), and how many keys the month has.
  */
 static const char q_reach[] =
-	"SELECT p.month = $1::date, coalesce(p.kecamatan_code, ''),"
-	"       coalesce(p.kecamatan_name, p.kecamatan_code, ''),"
-	"       p.suppressed, p.residents_any, p.residents_digital,"
-	"       p.digital_only_share, p.se_digital_only_share,"
-	"       p.relative_standard_error, p.nkeys,"
-	"       to_char(p.key_first_used AT TIME ZONE 'Asia/Jakarta',"
+	"WITH r AS ("
+	"  SELECT * FROM kanal.published_reach_monthly"
+	"   WHERE month IN ($1::date, ($1::date - interval '1 month')::date)"
+	"     AND city_code = $2::text AND service_code IS NULL),"
+	" pick AS ("
+	"  SELECT DISTINCT ON (month) month, key_id,"
+	"         count(*) OVER (PARTITION BY month) AS nkeys"
+	"    FROM r WHERE kecamatan_code IS NULL"
+	"   ORDER BY month, coalesce(residents_any, 0) DESC,"
+	"            key_first_used DESC, key_id DESC)"
+	"SELECT r.month = $1::date, coalesce(r.kecamatan_code, ''),"
+	"       coalesce(r.kecamatan_name, r.kecamatan_code, ''),"
+	"       r.suppressed, r.residents_any, r.residents_digital,"
+	"       r.digital_only_share, r.se_digital_only_share,"
+	"       r.relative_standard_error, pick.nkeys,"
+	"       to_char(r.key_first_used AT TIME ZONE 'Asia/Jakarta',"
 	"               'YYYY-MM-DD')"
-	"  FROM (SELECT r.*, dense_rank() OVER newest AS rank,"
-	"               dense_rank() OVER newest + dense_rank() OVER oldest - 1"
-	"                 AS nkeys"
-	"          FROM kanal.published_reach_monthly r"
-	"         WHERE r.month IN ($1::date,"
-	"                           ($1::date - interval '1 month')::date)"
-	"           AND r.city_code = $2::text AND r.service_code IS NULL"
-	"           AND ($3::text IS NULL OR r.kecamatan_code = $3::text)"
-	"        WINDOW newest AS (PARTITION BY r.month"
-	"                          ORDER BY r.key_first_used DESC, r.key_id DESC),"
-	"               oldest AS (PARTITION BY r.month"
-	"                          ORDER BY r.key_first_used, r.key_id)) p"
-	" WHERE p.rank = 1"
+	"  FROM r JOIN pick USING (month, key_id)"
+	" WHERE $3::text IS NULL OR r.kecamatan_code = $3::text"
 	" ORDER BY 2, 1";
 
 static void
@@ -830,12 +831,13 @@ reach_note(char *buf, size_t len, const struct reach *rc, const char *month,
 		    "reached on a digital channel and on no manual one.\n");
 	if (o < len && c->nkeys > 1)
 		o += (size_t)snprintf(buf + o, len - o, "%s was split by a key "
-		    "rotation: its residents are those of the newest key (in "
-		    "use since %s), not the whole month.\n", month, c->since);
+		    "rotation: its residents are those of the key that reached "
+		    "the most (in use since %s), not the whole month.\n", month,
+		    c->since);
 	if (o < len && p->has && p->nkeys > 1)
 		snprintf(buf + o, len - o, "%s was split by a key rotation: its "
-		    "residents are those of the newest key (in use since %s), "
-		    "not the whole month.\n", prev, p->since);
+		    "residents are those of the key that reached the most (in "
+		    "use since %s), not the whole month.\n", prev, p->since);
 }
 
 /*

@@ -957,8 +957,8 @@ walctl_dump(const char *dir, uint64_t from, int events, FILE *out,
 		fprintf(out, " accepted=%" PRIu32 " rejected=%" PRIu32,
 		    b.accepted, b.rejected);
 		if (b.has_reach)
-			fprintf(out, " reach_key_id=%016" PRIx64,
-			    (uint64_t)b.reach_key_id);
+			fprintf(out, " reach_key_id=%" PRId64,
+			    b.reach_key_id);
 		putc('\n', out);
 		if (events)
 			dump_events(out, &rec, &b, at);
