@@ -118,9 +118,14 @@ record_batch_decode(const uint8_t *p, size_t len, struct record_batch *b,
 	return 0;
 }
 
-int
-record_event_next(const uint8_t *p, size_t len, size_t *off,
-    struct agg_event *ev)
+/*
+ * The next event; check_codes 0 skips the syntax of the service and
+ * region codes (a record ingest encoded moments ago from checked events):
+ * the bounds, the channel, outcome and assisted are checked always.
+ */
+static int
+event_decode(const uint8_t *p, size_t len, size_t *off, struct agg_event *ev,
+    int check_codes)
 {
 	size_t o = *off;
 
@@ -153,11 +158,19 @@ record_event_next(const uint8_t *p, size_t len, size_t *off,
 	if (ev->occurred_at_ms < 0 || ev->assisted > 1 ||
 	    validate_channel_name(ev->channel) == NULL ||
 	    validate_outcome_name(ev->outcome) == NULL ||
-	    !validate_service_code(ev->service, ev->service_len) ||
-	    !validate_region_code(ev->region, ev->region_len))
+	    ev->service_len == 0 || ev->region_len == 0 || (check_codes &&
+	    (!validate_service_code(ev->service, ev->service_len) ||
+	    !validate_region_code(ev->region, ev->region_len))))
 		return -1;
 	*off = o;
 	return 0;
+}
+
+int
+record_event_next(const uint8_t *p, size_t len, size_t *off,
+    struct agg_event *ev)
+{
+	return event_decode(p, len, off, ev, 1);
 }
 
 int
@@ -234,8 +247,8 @@ record_apply(struct agg *a, const struct wal_record *rec,
 		*cap = b.accepted;
 	}
 	for (n = 0; n < b.accepted; n++)
-		if (record_event_next(rec->payload, rec->len, &off,
-		    &(*scratch)[n]) == -1 || ((*scratch)[n].has_ref &&
+		if (event_decode(rec->payload, rec->len, &off, &(*scratch)[n],
+		    !rec->in_memory) == -1 || ((*scratch)[n].has_ref &&
 		    !b.has_reach))
 			goto bad;
 	if (off != rec->len)

@@ -84,7 +84,9 @@ int record_event_next(const uint8_t *p, size_t len, size_t *off,
 
 /*
  * Adds the events of a durable WAL record to agg, with the batch they came
- * from (agg_batch: its digest and position). *scratch (*cap events) is the
+ * from (agg_batch: its digest and position). Every field is checked as
+ * record_event_next does, but for the syntax of the codes of a record
+ * the writer hands over from memory (rec->in_memory: ingest checked them). *scratch (*cap events) is the
  * caller's buffer, grown as needed. Returns 0 added (or not a BATCH
  * record: nothing to add), -1 the record does not decode (logged,
  * skipped), -2 agg or the buffer ran out of memory (errno; nothing added).

@@ -490,6 +490,7 @@ wal_reader_next(struct wal_reader *r, struct wal_record *rec,
 	rec->start = r->pos;
 	rec->end = r->pos + WAL_RECORD_HEADER + len;
 	rec->type = r->map[r->off + 8];
+	rec->in_memory = 0;
 	rec->payload = r->map + r->off + WAL_RECORD_HEADER;
 	rec->len = len;
 	r->off += WAL_RECORD_HEADER + len;
@@ -887,6 +888,7 @@ apply_buffer(struct wal *w, const uint8_t *buf, size_t len, uint64_t start)
 		rec.start = start + off;
 		rec.end = rec.start + WAL_RECORD_HEADER + n;
 		rec.type = buf[off + 8];
+		rec.in_memory = 1;
 		rec.payload = buf + off + WAL_RECORD_HEADER;
 		rec.len = n;
 		w->apply(w->apply_arg, &rec);

@@ -46,6 +46,12 @@ struct wal_record {
 	uint8_t type;
 	const uint8_t *payload;
 	size_t len;
+	/*
+	 * 1: handed to apply by the writer from its own buffer, just
+	 * written (its codes were checked by ingest moments before); 0: read
+	 * back from disk, to be checked in full.
+	 */
+	int in_memory;
 };
 
 /* Applies one durable record; records come in position order. */

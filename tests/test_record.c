@@ -507,6 +507,52 @@ test_a_record_from_before_reach_decodes_unchanged(void **state)
 	}
 }
 
+/*
+ * record_apply checks everything of a record read back from disk; of one
+ * the writer hands over from memory (in_memory) it skips only the syntax
+ * of the codes ingest had checked: the bounds, the channel, the outcome
+ * and assisted are still checked.
+ */
+static void
+test_apply_checks_a_record_from_disk_in_full(void **state)
+{
+	struct record_batch b = batch("dukcapil", "b-1", 1, 0);
+	struct agg_event ev = event("BAD CODE", "32.73.01", 1, 1, 0);
+	struct wal_record rec;
+	struct agg_event *scratch = NULL;
+	size_t len, cap = 0;
+	struct agg *a = agg_new();
+	uint8_t *p;
+
+	(void)state;
+	assert_non_null(a);
+	p = encode(&b, &ev, 1, &len);
+	memset(&rec, 0, sizeof(rec));
+	rec.type = RECORD_TYPE_BATCH;
+	rec.payload = p;
+	rec.len = len;
+	assert_int_equal(record_apply(a, &rec, &scratch, &cap), -1);
+	assert_int_equal(agg_keys(a), 0);
+	free(p);
+	/* In memory: a channel out of range is refused all the same. */
+	ev = event("dukcapil.kk", "32.73.01", 42, 1, 0);
+	p = encode(&b, &ev, 1, &len);
+	rec.payload = p;
+	rec.len = len;
+	rec.in_memory = 1;
+	assert_int_equal(record_apply(a, &rec, &scratch, &cap), -1);
+	free(p);
+	ev = event("dukcapil.kk", "32.73.01", 1, 1, 0);
+	p = encode(&b, &ev, 1, &len);
+	rec.payload = p;
+	rec.len = len;
+	assert_int_equal(record_apply(a, &rec, &scratch, &cap), 0);
+	assert_int_equal(agg_keys(a), 1);
+	free(p);
+	free(scratch);
+	agg_free(a);
+}
+
 /* ------------------------------------------------------------------ main */
 
 int
@@ -528,6 +574,7 @@ main(void)
 		cmocka_unit_test(test_no_reach_key_writes_the_old_layout),
 		cmocka_unit_test(test_a_hash_without_a_reach_key_is_refused),
 		cmocka_unit_test(test_a_record_from_before_reach_decodes_unchanged),
+		cmocka_unit_test(test_apply_checks_a_record_from_disk_in_full),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -460,6 +460,7 @@ loss_add_span(struct loss *ls, const uint8_t *p, size_t size, size_t off)
 		if (record_ok(p + off, size - off, &len)) {
 			ls->records++;
 			rec.type = p[off + 8];
+			rec.in_memory = 0;
 			rec.payload = p + off + WAL_RECORD_HEADER;
 			rec.len = len;
 			if (record_problem(&rec, &b, &at, buf, sizeof(buf)) ==
