@@ -6,8 +6,9 @@
  *  1. Accuracy and exactly-once on a known population. 600,000
  *     pseudonymous residents in 30 kecamatan, each digital-only, manual-
  *     only or both (known overlap), send ~940,000 events through kanald,
- *     which is SIGKILLed half way before any flush (so the WAL replay
- *     brings the first half) and gets one batch twice (answered
+ *     which is SIGKILLed half way with its flush interval at an hour (so
+ *     the WAL replay brings what came after its first flush) and gets
+ *     one batch twice (answered
  *     duplicate). Then, per kecamatan and for the city:
  *       a. the union of the database's sketches, monthly and daily, is
  *          register for register the sketch the test builds itself from
@@ -390,12 +391,16 @@ test_known_population_counted_exactly_once_and_within_the_error(void **state)
 		}
 		seq++;
 		if (before < RESIDENTS / 2 && next >= RESIDENTS / 2) {
-			/* Killed with every acknowledged batch unflushed. */
+			/*
+			 * Killed with acknowledged batches unflushed: at most
+			 * the first flush (on connecting, whatever had come in
+			 * by then) ran, so the replay must bring the rest.
+			 */
 			assert_true(th_metric(&f->k,
 			    "kanal_reach_citizen_hashes_total{result=\"added\"}")
 			    > 0);
-			assert_int_equal(th_query_i64(f->conn, "SELECT count(*)"
-			    " FROM kanal.reach_daily"), 0);
+			assert_true(th_query_i64(f->conn, "SELECT coalesce(sum("
+			    "events), 0) FROM kanal.usage_daily") < events);
 			assert_int_equal(th_kanald_stop(&f->k, SIGKILL), 128 +
 			    SIGKILL);
 			th_kanald_start(&f->k, f->db, f->sources, extra);
