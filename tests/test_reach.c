@@ -12,7 +12,9 @@
  *    gives the same values, another file others, and the hash is not the
  *    plain SipHash of the citizen_ref under any key taken straight from
  *    the file;
- *  - a desa code is cut to its kecamatan; the WIB day turns at 17:00 UTC.
+ *  - a desa code is cut to its kecamatan; the WIB day turns at 17:00 UTC;
+ *  - kanalctl reach answers bad arguments with usage (exit 2) and a file
+ *    it cannot use with "FILE: what" (exit 1).
  */
 #include <stdarg.h>
 #include <stddef.h>
@@ -229,6 +231,46 @@ test_the_wib_day_turns_at_17_utc(void **state)
 	assert_int_equal(reach_wib_day(17 * 3600 * 1000LL), 1);
 }
 
+/* kanalctl reach: its usage errors, help and failures, as a table. */
+static void
+test_kanalctl_reach_arguments(void **state)
+{
+	static const struct {
+		const char *args[4];
+		int rc;
+		const char *say;	/* in stdout+stderr */
+	} cases[] = {
+		{ { NULL }, 2, "usage: kanalctl reach keygen FILE" },
+		{ { "keygen", NULL }, 2, "see --help" },
+		{ { "check", NULL }, 2, "see --help" },
+		{ { "rotate", "x", NULL }, 2, "see --help" },
+		{ { "keygen", "a", "b", NULL }, 2, "see --help" },
+		{ { "--help", NULL }, 0, "Rotation: docs/operations.md" },
+		{ { "check", "/nonexistent/city.key", NULL }, 1,
+		  "/nonexistent/city.key: cannot open the reach key" },
+		{ { "keygen", "/nonexistent/city.key", NULL }, 1,
+		  "/nonexistent/city.key: cannot create it" },
+	};
+
+	(void)state;
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		char cmd[1024], out[4096];
+		const char *argv[] = { "/bin/sh", "-c", cmd, NULL };
+		size_t o;
+
+		o = (size_t)snprintf(cmd, sizeof(cmd), "'%s' reach",
+		    th_env("KANALCTL"));
+		for (int a = 0; a < 4 && cases[i].args[a] != NULL; a++)
+			o += (size_t)snprintf(cmd + o, sizeof(cmd) - o, " '%s'",
+			    cases[i].args[a]);
+		snprintf(cmd + o, sizeof(cmd) - o, " 2>&1");
+		if (th_run(out, sizeof(out), argv) != cases[i].rc ||
+		    strstr(out, cases[i].say) == NULL)
+			fail_msg("case %zu (%s): want exit %d and \"%s\", got: %s",
+			    i, cmd, cases[i].rc, cases[i].say, out);
+	}
+}
+
 int
 main(void)
 {
@@ -239,6 +281,7 @@ main(void)
 		cmocka_unit_test(test_key_id_and_hash_are_derived_from_the_file),
 		cmocka_unit_test(test_region_is_cut_to_the_kecamatan),
 		cmocka_unit_test(test_the_wib_day_turns_at_17_utc),
+		cmocka_unit_test(test_kanalctl_reach_arguments),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
