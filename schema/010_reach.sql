@@ -51,7 +51,8 @@
 -- new key file in place, start kanald (its first connect registers the new
 -- key). A month that two keys wrote shows two rows per cell, one per
 -- key_id, and neither is the month's full count (kanalctl report uses the
--- newest key's row and says the month was split).
+-- row of the key that reached the most residents and says the month was
+-- split).
 --
 -- The views (kanal.reach_monthly, kanal.published_reach_monthly) union a
 -- cell's sketches of the month per key, a channel's mode (digital or

@@ -20,9 +20,10 @@
  * characters are replaced on the terminal.
  *
  * Residents reached come as published: the view's rounded, suppressed
- * figures of the newest key of each month (see "reach" below); a change
- * is the difference of the figures as shown, and a figure the view hides
- * (under 10) is shown as "< 10" with no change.
+ * figures of each month's main key, the one that reached the most
+ * residents (see "reach" below); a change is the difference of the
+ * figures as shown, and a figure the view hides (under 10) is shown as
+ * "< 10" with no change.
  *
  * The text output keeps to 100 columns: the first column of a table is
  * cut (with an ellipsis) to what the numbers leave, and notes are wrapped.
