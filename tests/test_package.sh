@@ -103,6 +103,12 @@ depends="$(dpkg-deb -f "$deb" Depends)"
 for dep in adduser libc6 libevent-core-2.1-7 libevent-pthreads-2.1-7 libpq5 libprotobuf-c1 libssl3 libjansson4; do
     [[ ", $depends," == *", $dep"[\ ,]* ]] || fail "Depends lacks $dep: $depends"
 done
+# The database server's side of it (it may be another host): PostgreSQL
+# and the hll extension that migration 010 (distinct residents) needs.
+suggests="$(dpkg-deb -f "$deb" Suggests)"
+for dep in postgresql postgresql-15-hll; do
+    [[ ", $suggests," == *", $dep"[\ ,]* ]] || fail "Suggests lacks $dep: $suggests"
+done
 for field in Maintainer Description Section; do
     [[ -n "$(dpkg-deb -f "$deb" "$field")" ]] || fail "no $field field"
 done
