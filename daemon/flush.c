@@ -20,6 +20,7 @@
 #include "ledger.h"
 #include "log.h"
 #include "notify.h"
+#include "pgcopy.h"
 #include "reachdb.h"
 #include "record.h"
 #include "validate.h"
@@ -979,28 +980,9 @@ write_table(struct flush *f, struct agg_table *t, uint64_t checkpoint)
 		goto rollback;
 	if (exec_ok(f, "TRUNCATE pg_temp.kanal_staging", "TRUNCATE") == -1)
 		goto rollback;
-	r = PQexec(f->conn, "COPY pg_temp.kanal_staging FROM STDIN");
-	ok = PQresultStatus(r) == PGRES_COPY_IN;
-	PQclear(r);
-	if (!ok) {
-		log_warnx("flush failed at COPY: err=\"%s\"",
-		    pg_err(f->conn, e, sizeof(e)));
-		goto rollback;
-	}
-	if (PQputCopyData(f->conn, f->buf, (int)f->len) != 1 ||
-	    PQputCopyEnd(f->conn, NULL) != 1) {
-		log_warnx("flush failed sending COPY data: err=\"%s\"",
-		    pg_err(f->conn, e, sizeof(e)));
-		goto rollback;
-	}
-	r = PQgetResult(f->conn);
-	ok = PQresultStatus(r) == PGRES_COMMAND_OK;
-	PQclear(r);
-	while ((r = PQgetResult(f->conn)) != NULL)
-		PQclear(r);
-	if (!ok) {
-		log_warnx("flush failed at COPY: err=\"%s\"",
-		    pg_err(f->conn, e, sizeof(e)));
+	if (pg_copy_in(f->conn, "COPY pg_temp.kanal_staging FROM STDIN",
+	    f->buf, f->len, NULL, e, sizeof(e)) == -1) {
+		log_warnx("flush failed at COPY: err=\"%s\"", e);
 		goto rollback;
 	}
 	if (tier_sql_build(f, dups > 0) == -1) {

@@ -184,6 +184,17 @@ dense_apply_sparse(uint8_t *r, const entry_t *e, uint32_t n)
 	}
 }
 
+/* h's memory is replaced by the dense registers r. */
+static void
+set_dense(struct hll *h, uint8_t *r)
+{
+	free(h->mem);
+	h->mem = r;
+	h->n = 0;
+	h->cap = 0;
+	h->form = FORM_DENSE;
+}
+
 /* Makes a sparse h dense, then sets register idx to at least v. */
 static int
 to_dense(struct hll *h, uint32_t idx, unsigned v)
@@ -195,11 +206,7 @@ to_dense(struct hll *h, uint32_t idx, unsigned v)
 	dense_apply_sparse(r, h->mem, h->n);
 	if (r[idx] < v)
 		r[idx] = (uint8_t)v;
-	free(h->mem);
-	h->mem = r;
-	h->n = 0;
-	h->cap = 0;
-	h->form = FORM_DENSE;
+	set_dense(h, r);
 	return 0;
 }
 
@@ -391,11 +398,7 @@ hll_merge(struct hll *dst, const struct hll *src)
 	return 0;
 
 dense:
-	free(dst->mem);
-	dst->mem = r;
-	dst->n = 0;
-	dst->cap = 0;
-	dst->form = FORM_DENSE;
+	set_dense(dst, r);
 	return 0;
 
 nomem:

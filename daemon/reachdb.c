@@ -13,6 +13,7 @@
 #include "agg.h"
 #include "hll.h"
 #include "log.h"
+#include "pgcopy.h"
 #include "validate.h"
 
 #define MS_PER_DAY 86400000LL
@@ -312,43 +313,6 @@ exec_cmd(PGconn *conn, const char *sql, char *err, size_t errlen,
 	return ok ? 0 : -1;
 }
 
-/* COPY of r->buf, in pieces of at most 1 MiB. 0, or -1 with err. */
-static int
-copy_sketches(PGconn *conn, const struct reachdb *r, char *err,
-    size_t errlen)
-{
-	PGresult *res;
-	int ok;
-
-	res = PQexec(conn, "COPY pg_temp.kanal_reach_staging FROM STDIN");
-	ok = PQresultStatus(res) == PGRES_COPY_IN;
-	PQclear(res);
-	if (!ok) {
-		pg_msg(conn, err, errlen, "COPY of the sketches");
-		return -1;
-	}
-	for (size_t off = 0; off < r->len; off += 1 << 20) {
-		size_t n = r->len - off < (1 << 20) ? r->len - off : 1 << 20;
-
-		if (PQputCopyData(conn, r->buf + off, (int)n) != 1) {
-			pg_msg(conn, err, errlen, "sending the sketches");
-			return -1;
-		}
-	}
-	if (PQputCopyEnd(conn, NULL) != 1) {
-		pg_msg(conn, err, errlen, "sending the sketches");
-		return -1;
-	}
-	res = PQgetResult(conn);
-	ok = PQresultStatus(res) == PGRES_COMMAND_OK;
-	if (!ok)
-		pg_msg(conn, err, errlen, "COPY of the sketches");
-	PQclear(res);
-	while ((res = PQgetResult(conn)) != NULL)
-		PQclear(res);
-	return ok ? 0 : -1;
-}
-
 int
 reachdb_write(PGconn *conn, struct reachdb *r, const struct agg *a,
     const struct agg_table *t, char *err, size_t errlen)
@@ -376,7 +340,8 @@ reachdb_write(PGconn *conn, struct reachdb *r, const struct agg *a,
 	if (exec_cmd(conn, "SAVEPOINT kanal_reach", err, errlen,
 	    "SAVEPOINT") == -1)
 		return -1;
-	if (copy_sketches(conn, r, err, errlen) == -1 ||
+	if (pg_copy_in(conn, "COPY pg_temp.kanal_reach_staging FROM STDIN",
+	    r->buf, r->len, "COPY of the sketches", err, errlen) == -1 ||
 	    exec_cmd(conn, r->upsert_sql, err, errlen, "sketch upsert") == -1) {
 		char why[512];
 

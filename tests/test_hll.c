@@ -27,6 +27,7 @@
 #include <string.h>
 
 #include "hll.h"
+#include "rng.h"
 
 #define NREGS		(1u << HLL_LOG2M)
 #define REGMAX		((1u << HLL_REGWIDTH) - 1)
@@ -41,16 +42,6 @@
 #define TOPVALUE	(64 - HLL_LOG2M)
 
 /* ------------------------------------------------------------- helpers */
-
-static uint64_t
-splitmix64(uint64_t *s)
-{
-	uint64_t z = (*s += 0x9e3779b97f4a7c15ULL);
-
-	z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
-	z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
-	return z ^ (z >> 31);
-}
 
 /* A hash that puts value v (1..) in register i. */
 static uint64_t
@@ -159,7 +150,7 @@ static void
 add_n(struct hll *h, uint64_t seed, size_t n)
 {
 	for (size_t k = 0; k < n; k++)
-		assert_int_equal(hll_add(h, splitmix64(&seed)), 0);
+		assert_int_equal(hll_add(h, rng_next(&seed)), 0);
 }
 
 /* Equal doubles, NaN included (a saturated sketch's estimate is NaN). */
@@ -320,7 +311,7 @@ test_adding_the_same_hash_twice_changes_nothing(void **state)
 	(void)state;
 	/* In the sparse form, and again in the dense form. */
 	for (size_t n = 0; n < 3000; n++) {
-		uint64_t x = splitmix64(&s);
+		uint64_t x = rng_next(&s);
 		assert_int_equal(hll_add(&a, x), 0);
 		assert_int_equal(hll_add(&b, x), 0);
 		assert_int_equal(hll_add(&b, x), 0);
@@ -542,7 +533,7 @@ test_registers_survive_the_switch_to_dense(void **state)
 	memset(ref, 0, sizeof(ref));
 	/* Add by add, past the in-memory switch and the SPARSE/FULL cutoff. */
 	for (size_t n = 0; n < 1500; n++) {
-		uint64_t x = splitmix64(&s);
+		uint64_t x = rng_next(&s);
 		ref_add(ref, x);
 		assert_int_equal(hll_add(&h, x), 0);
 		regs_of(&h, regs);

@@ -35,6 +35,7 @@
 
 #include "harness.h"
 #include "hll.h"
+#include "rng.h"
 
 #define NREGS		(1u << HLL_LOG2M)
 #define WORDBITS	(HLL_LOG2M + HLL_REGWIDTH)
@@ -52,16 +53,6 @@ struct set {
 
 /* ------------------------------------------------------------- helpers */
 
-static uint64_t
-splitmix64(uint64_t *s)
-{
-	uint64_t z = (*s += 0x9e3779b97f4a7c15ULL);
-
-	z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
-	z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
-	return z ^ (z >> 31);
-}
-
 static void
 set_init(struct set *s, size_t cap)
 {
@@ -76,7 +67,7 @@ set_random(struct set *s, uint64_t seed, size_t n)
 {
 	set_init(s, n);
 	while (s->n < n)
-		s->v[s->n++] = splitmix64(&seed);
+		s->v[s->n++] = rng_next(&seed);
 }
 
 /*
@@ -93,7 +84,7 @@ set_filling(struct set *s, uint64_t seed, uint32_t filled)
 	for (uint32_t i = 0; i < NREGS; i++)
 		order[i] = i;
 	for (uint32_t i = NREGS - 1; i > 0; i--) {
-		uint32_t j = (uint32_t)(splitmix64(&seed) % (i + 1)), t;
+		uint32_t j = (uint32_t)(rng_next(&seed) % (i + 1)), t;
 		t = order[i];
 		order[i] = order[j];
 		order[j] = t;
@@ -101,7 +92,7 @@ set_filling(struct set *s, uint64_t seed, uint32_t filled)
 	set_init(s, (size_t)filled * 3);
 	for (uint32_t k = 0; k < filled; k++)
 		for (int r = 0; r < 3; r++)
-			s->v[s->n++] = ((splitmix64(&seed) | 1ULL << 63) &
+			s->v[s->n++] = ((rng_next(&seed) | 1ULL << 63) &
 			    ~(uint64_t)(NREGS - 1)) | order[k];
 	free(order);
 }
